@@ -1,0 +1,146 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/layerbuild/layerbuild/parser"
+)
+
+type copyArgs struct {
+	srcs             []string
+	dest             string
+	chown, chmod     string
+	from             string
+	add              bool
+	contents         []instructions.SourceContent
+	link, parents    bool
+	excludes         []string
+	checksum         string
+}
+
+// copy runs COPY and ADD: sources from the context, a stage or an image, into the stage's rootfs.
+func (r *buildRun) copy(ctx context.Context, s *stageState, step *parser.Step, a copyArgs) (bool, error) {
+	name := "COPY"
+	if a.add {
+		name = "ADD"
+	}
+	switch {
+	case a.parents:
+		return false, fmt.Errorf("%s --parents is not supported yet", name)
+	case len(a.excludes) > 0:
+		return false, fmt.Errorf("%s --exclude is not supported yet", name)
+	case a.checksum != "":
+		return false, fmt.Errorf("ADD --checksum is not supported yet")
+	}
+	for _, src := range a.srcs {
+		if isURL(src) {
+			return false, fmt.Errorf("ADD of a URL (%s) is not supported yet", src)
+		}
+	}
+	var mode *uint32
+	if a.chmod != "" {
+		m, err := strconv.ParseUint(a.chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return false, fmt.Errorf("invalid --chmod=%s: expected an octal mode such as 0755", a.chmod)
+		}
+		mm := uint32(m)
+		mode = &mm
+	}
+	dest := a.dest
+	if !path.IsAbs(dest) {
+		wd := s.cfg.Config.WorkingDir
+		if wd == "" {
+			wd = "/"
+		}
+		trailing := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+		dest = path.Join(wd, dest)
+		if trailing {
+			dest += "/"
+		}
+	}
+	destIsDir := strings.HasSuffix(dest, "/")
+	if len(a.srcs)+len(a.contents) > 1 && !destIsDir {
+		return false, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", name)
+	}
+
+	sr, cleanup, err := r.sourceRoot(ctx, a.from)
+	if err != nil {
+		return false, err
+	}
+	defer cleanup()
+	matches, err := sr.expand(a.srcs)
+	if err != nil {
+		return false, err
+	}
+	if len(matches) > 1 && !destIsDir {
+		return false, fmt.Errorf("%s: the sources match %d files, so the destination must be a directory and end with a /", name, len(matches))
+	}
+	digest, err := sr.digest(matches)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range a.contents {
+		digest += fmt.Sprintf("|heredoc %q %q", c.Path, c.Data)
+	}
+	return r.layerStep(ctx, s, step, digest, func(rootfs string) error {
+		own, err := resolveOwner(rootfs, a.chown)
+		if err != nil {
+			return err
+		}
+		w := &copier{rootfs: rootfs, chown: own, chmod: mode, keepOwner: sr.keepOwner}
+		for _, m := range matches {
+			if err := w.copyMatch(m, dest, destIsDir, a.add); err != nil {
+				return err
+			}
+		}
+		for _, c := range a.contents {
+			if err := w.writeContent(path.Join(strings.TrimSuffix(dest, "/"), path.Base(c.Path)), destIsDir, dest, c); err != nil {
+				return err
+			}
+		}
+		return w.finish()
+	})
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")
+}
+
+// sourceRoot opens where a COPY reads from: the context, or a mounted snapshot of a stage or image.
+func (r *buildRun) sourceRoot(ctx context.Context, from string) (*sourceRoot, func(), error) {
+	if from == "" {
+		return &sourceRoot{dir: r.opts.ContextDir, ignore: orEmpty(r.opts.Ignore)}, func() {}, nil
+	}
+	exp, err := r.exp.Word(from, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	layers, isStage := r.stageLayers(exp)
+	if !isStage {
+		img, err := r.b.Store.Lookup(exp)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--from=%s: no such stage or image: %w", from, err)
+		}
+		if layers, err = r.b.imageLayers(img); err != nil {
+			return nil, nil, fmt.Errorf("--from=%s: %w", from, err)
+		}
+	}
+	active, err := r.b.Snap.Prepare(hashesOf(layers))
+	if err != nil {
+		return nil, nil, err
+	}
+	return &sourceRoot{dir: active.Rootfs, keepOwner: true}, func() { _ = active.Discard() }, nil
+}
+
+func orEmpty(ig *parser.Ignore) *parser.Ignore {
+	if ig == nil {
+		return &parser.Ignore{}
+	}
+	return ig
+}

@@ -1,0 +1,225 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/layerbuild/layerbuild/parser"
+	"github.com/layerbuild/layerbuild/registry"
+	"github.com/layerbuild/layerbuild/snapshot"
+)
+
+// stageState is a stage while it builds: its image config so far, its layers and its cache key.
+type stageState struct {
+	stage  *parser.Stage
+	cfg    *v1.ConfigFile
+	layers []*snapshot.Layer
+	key    string
+	args   []string // ARG values in scope, KEY=VALUE in declaration order
+	cmdSet bool     // CMD was set in this stage (ENTRYPOINT then keeps it)
+}
+
+func (s *stageState) diffIDs() []v1.Hash {
+	ids := make([]v1.Hash, len(s.layers))
+	for i, l := range s.layers {
+		ids[i] = l.DiffID
+	}
+	return ids
+}
+
+// env is what expansion sees: ARGs, then ENV (ENV wins over an ARG of the same name).
+func (s *stageState) env() []string {
+	out := append([]string{}, s.args...)
+	return append(out, s.cfg.Config.Env...)
+}
+
+// runEnv is the environment of a RUN: the image's ENV plus the ARGs that ENV does not set.
+func (s *stageState) runEnv() []string {
+	out := append([]string{}, s.cfg.Config.Env...)
+	for _, a := range s.args {
+		k, _, _ := strings.Cut(a, "=")
+		if _, ok := lookup(out, k); !ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (s *stageState) shell() []string {
+	if len(s.cfg.Config.Shell) > 0 {
+		return s.cfg.Config.Shell
+	}
+	return []string{"/bin/sh", "-c"}
+}
+
+func (s *stageState) addHistory(createdBy string, empty bool) {
+	s.cfg.History = append(s.cfg.History, v1.History{
+		Created:    v1.Time{Time: time.Now().UTC()},
+		CreatedBy:  createdBy,
+		EmptyLayer: empty,
+	})
+}
+
+type buildRun struct {
+	b     *Builder
+	opts  Options
+	plan  *parser.Plan
+	exp   *parser.Expander
+	done  map[*parser.Stage]*stageState
+	total int
+	n     int
+}
+
+func (r *buildRun) errorf(step *parser.Step, format string, args ...any) error {
+	return step.Errorf(r.plan.File, format, args...)
+}
+
+// buildStage resolves the stage's base and runs its steps.
+func (r *buildRun) buildStage(ctx context.Context, st *parser.Stage) (*stageState, error) {
+	if r.exp == nil {
+		r.exp = parser.NewExpander(r.plan.Escape)
+	}
+	r.n++
+	start := time.Now()
+	r.opts.Progress.StepStart(r.n, r.total, "FROM "+st.Base+stageSuffix(st))
+	s, err := r.base(st)
+	r.opts.Progress.StepDone(r.n, time.Since(start), false, err)
+	if err != nil {
+		return nil, err
+	}
+	for _, step := range st.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		r.n++
+		start := time.Now()
+		r.opts.Progress.StepStart(r.n, r.total, step.Source)
+		cached, err := r.dispatch(ctx, s, step)
+		r.opts.Progress.StepDone(r.n, time.Since(start), cached, err)
+		if err != nil {
+			var pe *parser.Error
+			if errors.As(err, &pe) {
+				return nil, err
+			}
+			return nil, r.errorf(step, "%v", err)
+		}
+	}
+	return s, nil
+}
+
+func stageSuffix(st *parser.Stage) string {
+	if st.Name != "" {
+		return " AS " + st.Name
+	}
+	return ""
+}
+
+// base makes the starting state of a stage: scratch, an earlier stage, or an image of the local store.
+func (r *buildRun) base(st *parser.Stage) (*stageState, error) {
+	fromErr := func(format string, args ...any) error {
+		return &parser.Error{File: r.plan.File, Line: st.Line, Source: st.Source, Msg: fmt.Sprintf(format, args...)}
+	}
+	if st.Platform != "" {
+		return nil, fromErr("FROM --platform is not supported yet")
+	}
+	if st.BaseStage != nil {
+		prev := r.done[st.BaseStage]
+		if prev == nil {
+			return nil, fromErr("stage %q was not built", st.BaseStage.Name)
+		}
+		return &stageState{stage: st, cfg: prev.cfg.DeepCopy(), layers: append([]*snapshot.Layer{}, prev.layers...),
+			key: prev.key}, nil
+	}
+	if strings.EqualFold(st.Base, "scratch") {
+		cfg := &v1.ConfigFile{OS: "linux", Architecture: goarch(), Config: v1.Config{Env: []string{"PATH=" + DefaultPath}}}
+		return &stageState{stage: st, cfg: cfg, key: "scratch"}, nil
+	}
+	img, err := r.b.Store.Lookup(st.Base)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil, fromErr("base image %q not found in the local store (import or build it first)", st.Base)
+		}
+		return nil, fromErr("base image %q: %v", st.Base, err)
+	}
+	layers, err := r.b.imageLayers(img)
+	if err != nil {
+		return nil, fromErr("base image %q: %v", st.Base, err)
+	}
+	cfg := img.Config.DeepCopy()
+	if _, ok := lookup(cfg.Config.Env, "PATH"); !ok {
+		cfg.Config.Env = append(cfg.Config.Env, "PATH="+DefaultPath)
+	}
+	return &stageState{stage: st, cfg: cfg, layers: layers, key: "image:" + img.ID.String()}, nil
+}
+
+// imageLayers returns the unpacked layers of a stored image, unpacking those that are not yet.
+func (b *Builder) imageLayers(img *registry.Image) ([]*snapshot.Layer, error) {
+	var out []*snapshot.Layer
+	for i, diffID := range img.Config.RootFS.DiffIDs {
+		l, err := b.Snap.Get(diffID)
+		if errors.Is(err, snapshot.ErrNotFound) {
+			if i >= len(img.Manifest.Layers) {
+				return nil, fmt.Errorf("layer %s is missing from the manifest", diffID)
+			}
+			l, err = b.unpackBlob(img.Manifest.Layers[i])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", diffID, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func (b *Builder) unpackBlob(d v1.Descriptor) (*snapshot.Layer, error) {
+	rc, err := b.Store.OpenBlob(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	r, err := Decompress(rc)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return b.Snap.Unpack(r)
+}
+
+// dispatch runs one step and reports whether it came from the cache.
+func (r *buildRun) dispatch(ctx context.Context, s *stageState, step *parser.Step) (bool, error) {
+	cmd := step.Cmd
+	// Expand variables with what this step sees (ARG values and ENV), as BuildKit does.
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		env := s.env()
+		if err := ex.Expand(func(w string) (string, error) { return r.exp.Word(w, env) }); err != nil {
+			return false, r.errorf(step, "%v", err)
+		}
+	}
+	switch c := cmd.(type) {
+	case *instructions.RunCommand:
+		return r.run(ctx, s, step, c)
+	case *instructions.CopyCommand:
+		return r.copy(ctx, s, step, copyArgs{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+			from: c.From, contents: c.SourceContents, link: c.Link, parents: c.Parents, excludes: c.ExcludePatterns})
+	case *instructions.AddCommand:
+		return r.copy(ctx, s, step, copyArgs{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
+			add: true, contents: c.SourceContents, link: c.Link, excludes: c.ExcludePatterns, checksum: c.Checksum})
+	case *instructions.WorkdirCommand:
+		return r.workdir(ctx, s, step, c)
+	default:
+		return false, r.meta(s, step)
+	}
+}
+
+// readAllClose drains and closes rc.
+func readAllClose(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	return io.ReadAll(rc)
+}

@@ -1,0 +1,33 @@
+// Package deps pins the modules the project builds on so go.sum stays complete while packages are written.
+package deps
+
+import (
+	_ "github.com/cyphar/filepath-securejoin"
+	_ "github.com/google/go-containerregistry/pkg/name"
+	_ "github.com/google/go-containerregistry/pkg/v1"
+	_ "github.com/google/go-containerregistry/pkg/v1/empty"
+	_ "github.com/google/go-containerregistry/pkg/v1/layout"
+	_ "github.com/google/go-containerregistry/pkg/v1/mutate"
+	_ "github.com/google/go-containerregistry/pkg/v1/partial"
+	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
+	_ "github.com/google/go-containerregistry/pkg/v1/types"
+	_ "github.com/google/go-containerregistry/pkg/v1/validate"
+	_ "github.com/google/go-containerregistry/pkg/v1/remote"
+	_ "github.com/google/go-containerregistry/pkg/registry"
+	_ "github.com/klauspost/compress/gzip"
+	_ "github.com/klauspost/compress/zstd"
+	_ "github.com/moby/buildkit/frontend/dockerfile/instructions"
+	_ "github.com/moby/buildkit/frontend/dockerfile/parser"
+	_ "github.com/moby/buildkit/frontend/dockerfile/shell"
+	_ "github.com/moby/buildkit/frontend/dockerfile/linter"
+	_ "github.com/moby/patternmatcher"
+	_ "github.com/moby/patternmatcher/ignorefile"
+	_ "github.com/moby/sys/capability"
+	_ "github.com/moby/sys/user"
+	_ "github.com/opencontainers/go-digest"
+	_ "github.com/opencontainers/image-spec/specs-go/v1"
+	_ "github.com/spf13/cobra"
+	_ "github.com/spf13/pflag"
+	_ "golang.org/x/sys/unix"
+	_ "golang.org/x/term"
+)

@@ -1,0 +1,46 @@
+package parser
+
+import (
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// Expander expands $VAR and ${VAR...} words as a Dockerfile does, with BuildKit's lexer.
+type Expander struct {
+	lex *shell.Lex
+}
+
+// NewExpander makes an expander for a Dockerfile with this escape token.
+func NewExpander(escape rune) *Expander {
+	if escape == 0 {
+		escape = '\\'
+	}
+	return &Expander{lex: shell.NewLex(escape)}
+}
+
+// Word expands one word with env (KEY=VALUE entries; later entries win).
+func (e *Expander) Word(word string, env []string) (string, error) {
+	s, _, err := e.lex.ProcessWord(word, shell.EnvsFromSlice(env))
+	return s, err
+}
+
+// setEnv sets key=value in env, replacing an earlier entry.
+func setEnv(env []string, key, value string) []string {
+	for i, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			env[i] = key + "=" + value
+			return env
+		}
+	}
+	return append(env, key+"="+value)
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, _ := strings.Cut(env[i], "="); k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
