@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/layerbuild/layerbuild/cache"
@@ -31,11 +32,13 @@ func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.St
 				s.addHistory(text, true)
 				return true, nil
 			}
-			if l, err := r.b.Snap.Get(mustHash(e.DiffID)); err == nil {
-				s.layers = append(s.layers, l)
-				s.key = key
-				s.addHistory(text, false)
-				return true, nil
+			if h, herr := v1.NewHash(e.DiffID); herr == nil {
+				if l, err := r.b.Snap.Get(h); err == nil {
+					s.layers = append(s.layers, l)
+					s.key = key
+					s.addHistory(text, false)
+					return true, nil
+				}
 			}
 		}
 	}

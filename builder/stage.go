@@ -144,7 +144,8 @@ func (r *buildRun) base(st *parser.Stage) (*stageState, error) {
 	img, err := r.b.Store.Lookup(st.Base)
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
-			return nil, fromErr("base image %q not found in the local store (import or build it first)", st.Base)
+			full, _ := registry.NormalizeName(st.Base)
+			return nil, fromErr("base image %q (%s) not found in the local store (import or build it first)", st.Base, full)
 		}
 		return nil, fromErr("base image %q: %v", st.Base, err)
 	}

@@ -72,6 +72,7 @@ type plainProgress struct {
 	mu      sync.Mutex
 	w       io.Writer
 	label   string
+	num     string
 	partial []byte
 }
 
@@ -79,6 +80,7 @@ func (p *plainProgress) StepStart(n, total int, text string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.label = stepLabel(n, total, text)
+	p.num = fmt.Sprintf("[%d/%d]", n, total)
 	fmt.Fprintln(p.w, p.label)
 }
 
@@ -103,10 +105,17 @@ func (p *plainProgress) StepDone(n int, d time.Duration, cached bool, err error)
 		fmt.Fprintf(p.w, "  | %s\n", p.partial)
 		p.partial = nil
 	}
-	fmt.Fprintf(p.w, "%s ... %s\n", p.label, doneSuffix(d, cached, err))
+	fmt.Fprintf(p.w, "%s %s\n", p.num, doneWord(d, cached, err))
 }
 
 func (p *plainProgress) Close() {}
+
+func doneWord(d time.Duration, cached bool, err error) string {
+	if err == nil && !cached {
+		return "DONE " + doneSuffix(d, cached, err)
+	}
+	return doneSuffix(d, cached, err)
+}
 
 // ttyProgress keeps finished steps as single lines and redraws the running step below them.
 type ttyProgress struct {
