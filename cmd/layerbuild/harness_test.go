@@ -168,6 +168,24 @@ func (e *env) image(ref string) v1.Image {
 	return vi
 }
 
+// v1image is the store's own go-containerregistry view of an image (what save and push use).
+func (e *env) v1image(ref string) v1.Image {
+	e.t.Helper()
+	st, err := registry.Open(e.root)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	img, err := st.Lookup(ref)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	vi, err := st.V1Image(img)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return vi
+}
+
 func (e *env) config(ref string) *v1.ConfigFile {
 	e.t.Helper()
 	cf, err := e.image(ref).ConfigFile()
