@@ -17,6 +17,7 @@ import (
 	"github.com/layerbuild/layerbuild/builder"
 	"github.com/layerbuild/layerbuild/parser"
 	"github.com/layerbuild/layerbuild/registry"
+	"github.com/layerbuild/layerbuild/sandbox"
 )
 
 type buildOpts struct {
@@ -61,6 +62,10 @@ func newBuildCmd(g *globalOpts) *cobra.Command {
 func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) error {
 	if len(args) != 1 {
 		return fmt.Errorf("build needs exactly one CONTEXT argument, got %d", len(args))
+	}
+	// The build's overlay mounts live in a mount namespace of its own: killed at any moment, it leaks none.
+	if err := sandbox.EnterPrivateMountNamespace(); err != nil {
+		return err
 	}
 	contextDir, err := filepath.Abs(args[0])
 	if err != nil {
