@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/layerbuild/layerbuild/cache"
 	"github.com/layerbuild/layerbuild/parser"
@@ -47,8 +48,8 @@ type Progress interface {
 
 type nopProgress struct{}
 
-func (nopProgress) StepStart(int, int, string)              {}
-func (nopProgress) StepOutput(int, []byte)                  {}
+func (nopProgress) StepStart(int, int, string)               {}
+func (nopProgress) StepOutput(int, []byte)                   {}
 func (nopProgress) StepDone(int, time.Duration, bool, error) {}
 
 // Result is a finished build.
@@ -105,7 +106,7 @@ func (b *Builder) commit(s *stageState, tags []string) (*registry.Image, error) 
 			return nil, fmt.Errorf("store layer %s: %w", l.DiffID, err)
 		}
 		descs = append(descs, v1.Descriptor{
-			MediaType: "application/vnd.oci.image.layer.v1.tar",
+			MediaType: ocispec.MediaTypeImageLayer,
 			Digest:    l.DiffID,
 			Size:      l.Size,
 		})

@@ -13,15 +13,15 @@ import (
 )
 
 type copyArgs struct {
-	srcs             []string
-	dest             string
-	chown, chmod     string
-	from             string
-	add              bool
-	contents         []instructions.SourceContent
-	link, parents    bool
-	excludes         []string
-	checksum         string
+	srcs          []string
+	dest          string
+	chown, chmod  string
+	from          string
+	add           bool
+	contents      []instructions.SourceContent
+	link, parents bool
+	excludes      []string
+	checksum      string
 }
 
 // copy runs COPY and ADD: sources from the context, a stage or an image, into the stage's rootfs.
@@ -88,7 +88,7 @@ func (r *buildRun) copy(ctx context.Context, s *stageState, step *parser.Step, a
 	for _, c := range a.contents {
 		digest += fmt.Sprintf("|heredoc %q %q", c.Path, c.Data)
 	}
-	return r.layerStep(ctx, s, step, digest, func(rootfs string) error {
+	return r.layerStep(ctx, s, step, digest, false, func(rootfs string) error {
 		own, err := resolveOwner(rootfs, a.chown)
 		if err != nil {
 			return err

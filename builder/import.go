@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/layerbuild/layerbuild/registry"
 )
@@ -35,7 +36,7 @@ func (b *Builder) Import(r io.Reader, source string, names []string) (*registry.
 		History: []v1.History{{Created: v1.Time{Time: now}, CreatedBy: "layerbuild import",
 			Comment: "Imported from " + source}},
 	}
-	desc := v1.Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: l.DiffID, Size: l.Size}
+	desc := v1.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: l.DiffID, Size: l.Size}
 	img, err := b.Store.CommitImage(cfg, []v1.Descriptor{desc}, names)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", source, err)

@@ -18,7 +18,7 @@ import (
 
 // layerStep gives a step that changes files its cache key, reuses a cached layer when there is one, and
 // otherwise runs fn on a writable snapshot of the stage and commits what fn changed.
-func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.Step, sources string,
+func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.Step, sources string, forRun bool,
 	fn func(rootfs string) error) (bool, error) {
 	key, err := cache.Key(s.key, stepInputs(s, step, sources))
 	if err != nil {
@@ -43,7 +43,11 @@ func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.St
 		}
 	}
 	start := time.Now()
-	active, err := r.b.Snap.Prepare(s.diffIDs())
+	prepare := r.b.Snap.Prepare
+	if forRun {
+		prepare = r.b.Snap.PrepareForRun
+	}
+	active, err := prepare(s.diffIDs())
 	if err != nil {
 		return false, err
 	}
@@ -88,7 +92,7 @@ func (r *buildRun) run(ctx context.Context, s *stageState, step *parser.Step, c 
 	if err != nil {
 		return false, err
 	}
-	return r.layerStep(ctx, s, step, network, func(rootfs string) error {
+	return r.layerStep(ctx, s, step, network, true, func(rootfs string) error {
 		tail := &tailBuffer{max: 16 << 10}
 		out := &stepWriter{n: r.n, p: r.opts.Progress, tail: tail}
 		cwd := s.cfg.Config.WorkingDir

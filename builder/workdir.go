@@ -24,7 +24,7 @@ func (r *buildRun) workdir(ctx context.Context, s *stageState, step *parser.Step
 		p = path.Join(wd, p)
 	}
 	s.cfg.Config.WorkingDir = path.Clean(p)
-	return r.layerStep(ctx, s, step, "", func(rootfs string) error {
+	return r.layerStep(ctx, s, step, "", false, func(rootfs string) error {
 		o := userOwner(rootfs, s.cfg.Config.User)
 		w := &copier{rootfs: rootfs}
 		_, err := w.mkdirAll(s.cfg.Config.WorkingDir, o)

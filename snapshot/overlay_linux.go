@@ -3,6 +3,7 @@ package snapshot
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,7 @@ var overlayOptions = [][2]string{
 	{"xino", "off"},
 }
 
-func (s *Snapshotter) prepare(parents []v1.Hash) (*Active, error) {
+func (s *Snapshotter) prepare(parents []v1.Hash, mountpoints bool) (*Active, error) {
 	var lowers []string // topmost first, as overlayfs wants them
 	for i := len(parents) - 1; i >= 0; i-- {
 		l, err := s.get(parents[i])
@@ -31,6 +32,13 @@ func (s *Snapshotter) prepare(parents []v1.Hash) (*Active, error) {
 		if !l.Empty {
 			lowers = append(lowers, l.Dir)
 		}
+	}
+	if mountpoints {
+		mp, err := s.mountpointsLayer()
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: prepare: %w", err)
+		}
+		lowers = append(lowers, mp)
 	}
 	dir, err := os.MkdirTemp(s.tmp, "active")
 	if err != nil {
@@ -193,3 +201,44 @@ func (a *Active) discard() error {
 }
 
 var errFinished = errors.New("snapshot: the rootfs was already committed or discarded")
+
+// mountpointStubs are what a sandbox mounts over: present in a read-only bottom layer, they never have to be
+// created in the upper dir, so a RUN that changes nothing gives an empty layer.
+var mountpointStubs = []struct {
+	name string
+	dir  bool
+}{
+	{"dev", true}, {"proc", true}, {"sys", true}, {"etc", true},
+	{"etc/hosts", false}, {"etc/resolv.conf", false}, {"etc/hostname", false},
+}
+
+// mountpointsLayer returns the stub layer, creating it once (atomically) when missing.
+func (s *Snapshotter) mountpointsLayer() (string, error) {
+	final := filepath.Join(s.root, "mountpoints-v1")
+	if fi, err := os.Stat(final); err == nil && fi.IsDir() {
+		return final, nil
+	}
+	tmp, err := os.MkdirTemp(s.tmp, "mountpoints")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	for _, st := range mountpointStubs {
+		p := filepath.Join(tmp, st.name)
+		if st.dir {
+			err = os.Mkdir(p, 0o755)
+		} else {
+			err = os.WriteFile(p, nil, 0o644)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, unix.ENOTEMPTY) {
+		return "", err
+	}
+	return final, nil
+}

@@ -64,7 +64,14 @@ type Active struct {
 }
 
 // Prepare mounts a writable overlay over parents (lowest layer first; none for scratch).
-func (s *Snapshotter) Prepare(parents []v1.Hash) (*Active, error) { return s.prepare(parents) }
+func (s *Snapshotter) Prepare(parents []v1.Hash) (*Active, error) { return s.prepare(parents, false) }
+
+// PrepareForRun is Prepare with a read-only bottom layer of mountpoint stubs (/proc, /dev, /sys, /etc/hosts,
+// /etc/resolv.conf, /etc/hostname) beneath the parents, so a sandbox finds its mountpoints without creating them
+// in the upper dir: they never reach the layer, and a command that changes nothing leaves an empty one.
+func (s *Snapshotter) PrepareForRun(parents []v1.Hash) (*Active, error) {
+	return s.prepare(parents, true)
+}
 
 // Commit unmounts the rootfs and turns what changed into a layer (walking only the upper dir).
 // An unchanged rootfs gives a layer with Empty set.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/layerbuild/layerbuild/builder"
 	"github.com/layerbuild/layerbuild/parser"
@@ -33,7 +34,7 @@ type buildOpts struct {
 }
 
 func addBuildFlags(cmd *cobra.Command, b *buildOpts) {
-	f := cmd.Flags()
+	var f *pflag.FlagSet = cmd.Flags()
 	f.StringVarP(&b.file, "file", "f", "", "name of the Dockerfile, or - for stdin (default CONTEXT/Dockerfile)")
 	f.StringArrayVarP(&b.tags, "tag", "t", nil, "name and optionally a tag (NAME[:TAG]); repeatable")
 	f.StringArrayVar(&b.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment); repeatable")

@@ -100,15 +100,15 @@ RUN rm /bin/vi && rm -rf /data && mkdir /data && echo new > /data/new \
 func TestCopySemantics(t *testing.T) {
 	e := newEnv(t)
 	files := map[string]string{
-		"a.txt":           "a",
-		"b.txt":           "b",
-		"c.md":            "c",
-		"dir/one":         "1",
-		"dir/sub/two":     "2",
-		"single":          "s",
-		".dockerignore":   "*.md\nignored/\n",
-		"ignored/x":       "x",
-		"script.sh":       "#!/bin/sh\n",
+		"a.txt":         "a",
+		"b.txt":         "b",
+		"c.md":          "c",
+		"dir/one":       "1",
+		"dir/sub/two":   "2",
+		"single":        "s",
+		".dockerignore": "*.md\nignored/\n",
+		"ignored/x":     "x",
+		"script.sh":     "#!/bin/sh\n",
 	}
 	df := `FROM busybox
 RUN echo app:x:1234:1234::/home/app:/bin/sh >> /etc/passwd && echo app:x:1234: >> /etc/group

@@ -132,11 +132,11 @@ COPY --from=busybox /bin/busybox /busybox
 func TestDockerignoreExceptions(t *testing.T) {
 	e := newEnv(t)
 	files := map[string]string{
-		".dockerignore":  "logs\n!logs/keep.log\n**/*.tmp\n",
-		"logs/a.log":     "a",
-		"logs/keep.log":  "keep",
-		"src/x.tmp":      "tmp",
-		"src/main.go":    "package main",
+		".dockerignore": "logs\n!logs/keep.log\n**/*.tmp\n",
+		"logs/a.log":    "a",
+		"logs/keep.log": "keep",
+		"src/x.tmp":     "tmp",
+		"src/main.go":   "package main",
 	}
 	e.mustBuild("FROM busybox\nCOPY . /ctx/\n", files, "-t", "ign")
 	f := e.files("ign")

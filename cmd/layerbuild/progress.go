@@ -41,10 +41,10 @@ func newProgress(mode string, w io.Writer, quiet bool) progress {
 
 type quietProgress struct{}
 
-func (quietProgress) StepStart(int, int, string)              {}
-func (quietProgress) StepOutput(int, []byte)                  {}
+func (quietProgress) StepStart(int, int, string)               {}
+func (quietProgress) StepOutput(int, []byte)                   {}
 func (quietProgress) StepDone(int, time.Duration, bool, error) {}
-func (quietProgress) Close()                                  {}
+func (quietProgress) Close()                                   {}
 
 func stepLabel(n, total int, text string) string {
 	return fmt.Sprintf("[%d/%d] %s", n, total, shorten(text, 80))
