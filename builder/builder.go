@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -54,8 +56,9 @@ func (nopProgress) StepDone(int, time.Duration, bool, error) {}
 
 // Result is a finished build.
 type Result struct {
-	Image *registry.Image
-	Steps int
+	Image    *registry.Image
+	Steps    int
+	Warnings []string
 }
 
 // Build runs the plan's target and the stages it needs, then commits the image and its tags atomically:
@@ -67,7 +70,10 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Network == "" {
 		opts.Network = "host"
 	}
-	run := &buildRun{b: b, opts: opts, plan: opts.Plan, done: map[*parser.Stage]*stageState{}}
+	run := &buildRun{b: b, opts: opts, plan: opts.Plan, done: map[*parser.Stage]*stageState{}, usedArgs: map[string]bool{}}
+	for _, a := range opts.Plan.MetaArgs {
+		run.usedArgs[a.Key] = true
+	}
 	for _, st := range opts.Plan.Stages {
 		if st.Needed {
 			run.total += 1 + len(st.Steps)
@@ -95,7 +101,18 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Image: img, Steps: run.total}, nil
+	res := &Result{Image: img, Steps: run.total}
+	var unused []string
+	for k := range opts.Plan.BuildArgs {
+		if !run.usedArgs[k] {
+			unused = append(unused, k)
+		}
+	}
+	if len(unused) > 0 {
+		sort.Strings(unused)
+		res.Warnings = append(res.Warnings, fmt.Sprintf("build-args not consumed by any ARG: %s", strings.Join(unused, ", ")))
+	}
+	return res, nil
 }
 
 // commit links the stage's layer tars into the store as blobs and writes config, manifest and tags.

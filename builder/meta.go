@@ -53,6 +53,7 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) error {
 	case *instructions.ArgCommand:
 		history = false
 		for _, a := range c.Args {
+			r.usedArgs[a.Key] = true
 			v, ok := r.plan.BuildArgs[a.Key]
 			if !ok && a.Value != nil {
 				v, ok = *a.Value, true

@@ -68,13 +68,14 @@ func (s *stageState) addHistory(createdBy string, empty bool) {
 }
 
 type buildRun struct {
-	b     *Builder
-	opts  Options
-	plan  *parser.Plan
-	exp   *parser.Expander
-	done  map[*parser.Stage]*stageState
-	total int
-	n     int
+	b        *Builder
+	opts     Options
+	plan     *parser.Plan
+	exp      *parser.Expander
+	done     map[*parser.Stage]*stageState
+	total    int
+	n        int
+	usedArgs map[string]bool // build-args some ARG declared
 }
 
 func (r *buildRun) errorf(step *parser.Step, format string, args ...any) error {

@@ -18,9 +18,13 @@ command -v file >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y 
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "==> importing a busybox base image as busybox:latest"
-./scripts/busybox-rootfs.sh "$tmp/busybox.tar"
-$lb import "$tmp/busybox.tar" busybox:latest
+if $lb history busybox:latest >/dev/null 2>&1; then
+  echo "==> busybox:latest is already in the store"
+else
+  echo "==> importing a busybox base image as busybox:latest"
+  ./scripts/busybox-rootfs.sh "$tmp/busybox.tar"
+  $lb import "$tmp/busybox.tar" busybox:latest
+fi
 
 echo "==> building testdata/demo as layerbuild-demo:latest"
 $lb build --progress plain -t layerbuild-demo:latest testdata/demo

@@ -130,6 +130,9 @@ func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) er
 	if err != nil {
 		return err
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	id := res.Image.ID.String()
 	if b.iidfile != "" {
 		if err := os.WriteFile(b.iidfile, []byte(id), 0o644); err != nil {

@@ -78,7 +78,11 @@ ARG UNSET
 ENV FROM_ENV=${WITH_DEFAULT}-env
 RUN echo "$GLOBAL|$WITH_DEFAULT|$FROM_CLI|${UNSET:-none}|$FROM_ENV" > /args.txt
 `
-	e.mustBuild(df, nil, "-t", "args", "--build-arg", "FROM_CLI=cli", "--build-arg", "WITH_DEFAULT=over")
+	r := e.mustBuild(df, nil, "-t", "args", "--build-arg", "FROM_CLI=cli", "--build-arg", "WITH_DEFAULT=over",
+		"--build-arg", "NOBODY_USES=1")
+	if !strings.Contains(r.stderr, "warning: build-args not consumed by any ARG: NOBODY_USES") {
+		t.Errorf("an unused build-arg is reported: %s", r.stderr)
+	}
 	if got := e.files("args")["/args.txt"].data; got != "g1|over|cli|none|over-env\n" {
 		t.Errorf("args.txt = %q", got)
 	}
@@ -88,7 +92,7 @@ RUN echo "$GLOBAL|$WITH_DEFAULT|$FROM_CLI|${UNSET:-none}|$FROM_ENV" > /args.txt
 			t.Errorf("ARG values must not persist in the image env: %v", c.Config.Env)
 		}
 	}
-	r := e.build(df, nil, "--build-arg", "TAG=nosuch")
+	r = e.build(df, nil, "--build-arg", "TAG=nosuch")
 	if r.code == 0 || !strings.Contains(r.stderr, "busybox:nosuch") || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("a FROM built from ARG should name the missing image: %s", r)
 	}

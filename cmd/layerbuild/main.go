@@ -84,20 +84,23 @@ func newVersionCmd() *cobra.Command {
 // storeRoot picks the store directory: --root, LAYERBUILD_ROOT, /var/lib/layerbuild for root, else
 // $XDG_DATA_HOME/layerbuild.
 func (g *globalOpts) storeRoot() string {
-	if g.root != "" {
-		return g.root
+	return pickRoot(g.root, os.Getenv, os.Geteuid())
+}
+
+func pickRoot(flag string, getenv func(string) string, euid int) string {
+	if flag != "" {
+		return flag
 	}
-	if r := os.Getenv("LAYERBUILD_ROOT"); r != "" {
+	if r := getenv("LAYERBUILD_ROOT"); r != "" {
 		return r
 	}
-	if os.Geteuid() == 0 {
+	if euid == 0 {
 		return "/var/lib/layerbuild"
 	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+	if x := getenv("XDG_DATA_HOME"); x != "" {
 		return filepath.Join(x, "layerbuild")
 	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "share", "layerbuild")
+	return filepath.Join(getenv("HOME"), ".local", "share", "layerbuild")
 }
 
 func (g *globalOpts) store() (*registry.Store, error) {

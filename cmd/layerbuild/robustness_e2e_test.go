@@ -144,3 +144,27 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestConcurrentBuildsOnOneStore(t *testing.T) {
+	e := newEnv(t)
+	const n = 4
+	results := make(chan result, n)
+	for i := 0; i < n; i++ {
+		df := "FROM busybox\nRUN echo shared > /shared\nRUN echo " + strings.Repeat("x", i+1) + " > /own\n"
+		dir := writeContext(t, map[string]string{"Dockerfile": df})
+		go func(i int) {
+			results <- e.run(nil, "build", "-t", "par:"+strings.Repeat("v", i+1), dir)
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if r := <-results; r.code != 0 {
+			t.Errorf("a concurrent build failed: %s", r)
+		}
+	}
+	for i := 0; i < n; i++ {
+		tag := "par:" + strings.Repeat("v", i+1)
+		if got := e.files(tag)["/own"].data; got != strings.Repeat("x", i+1)+"\n" {
+			t.Errorf("%s: /own = %q", tag, got)
+		}
+	}
+}
