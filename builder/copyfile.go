@@ -299,7 +299,7 @@ func isArchive(name string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	r, err := Decompress(f)
+	r, err := snapshot.Decompress(f)
 	if err != nil {
 		return false, nil
 	}

@@ -10,12 +10,13 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/layerbuild/layerbuild/registry"
+	"github.com/layerbuild/layerbuild/snapshot"
 )
 
 // Import turns a root filesystem tarball (plain, gzip, bzip2 or zstd) into a one-layer image, as
 // `docker import` does, and names it.
 func (b *Builder) Import(r io.Reader, source string, names []string) (*registry.Image, error) {
-	dr, err := Decompress(r)
+	dr, err := snapshot.Decompress(r)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", source, err)
 	}

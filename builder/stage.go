@@ -186,7 +186,7 @@ func (b *Builder) unpackBlob(d v1.Descriptor) (*snapshot.Layer, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	r, err := Decompress(rc)
+	r, err := snapshot.Decompress(rc)
 	if err != nil {
 		return nil, err
 	}

@@ -44,3 +44,23 @@ func decompress(r io.Reader) (io.Reader, func(), error) {
 	}
 	return br, noop, nil
 }
+
+// Decompress returns the uncompressed stream of r, whose compression (none, gzip, bzip2 or zstd) is detected
+// from its first bytes; xz is reported as unsupported. Close releases the decoder.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
+	dr, release, err := decompress(r)
+	if err != nil {
+		return nil, err
+	}
+	return readCloser{dr, release}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	release func()
+}
+
+func (rc readCloser) Close() error {
+	rc.release()
+	return nil
+}

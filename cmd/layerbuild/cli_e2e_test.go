@@ -15,6 +15,12 @@ func TestImagesHistoryTagRm(t *testing.T) {
 		t.Errorf("images:\n%s", images)
 	}
 
+	if out := e.must("images", "me/app:v1"); !strings.Contains(out, "me/app") || strings.Contains(out, "busybox") {
+		t.Errorf("images REPOSITORY:TAG filters: %s", out)
+	}
+	if out := e.must("images", "-q", "busybox"); len(strings.Fields(out)) != 1 || len(strings.TrimSpace(out)) != 12 {
+		t.Errorf("images -q prints short IDs: %q", out)
+	}
 	hist := e.must("history", "me/app:v1")
 	lines := strings.Split(strings.TrimSpace(hist), "\n")
 	if len(lines) != 5 { // header + import + ENV + RUN + CMD

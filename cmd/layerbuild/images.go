@@ -12,22 +12,13 @@ import (
 	"github.com/layerbuild/layerbuild/registry"
 )
 
-// familiar shortens a normalized name as docker displays it: docker.io/library/busybox -> busybox.
-func familiar(name string) string {
-	name = strings.TrimPrefix(name, "docker.io/")
-	return strings.TrimPrefix(name, "library/")
-}
-
-// splitTag splits a name into repository and tag (or digest).
-func splitTag(name string) (string, string) {
-	if i := strings.Index(name, "@"); i >= 0 {
-		return name[:i], "<none>"
+// repoTag is the REPOSITORY and TAG columns for a normalized name, in docker's short form.
+func repoTag(name string) (string, string) {
+	repo, tag := registry.SplitName(name)
+	if strings.HasPrefix(tag, "sha256:") || tag == "" {
+		tag = "<none>"
 	}
-	slash := strings.LastIndex(name, "/")
-	if i := strings.LastIndex(name, ":"); i > slash {
-		return name[:i], name[i+1:]
-	}
-	return name, "latest"
+	return registry.FamiliarName(repo), tag
 }
 
 func shortID(id string) string {
@@ -80,7 +71,7 @@ func newImagesCmd(g *globalOpts) *cobra.Command {
 				for _, n := range names {
 					repo, tag := "<none>", "<none>"
 					if n != "" {
-						repo, tag = splitTag(familiar(n))
+						repo, tag = repoTag(n)
 					}
 					if len(args) == 1 && !filterMatches(args[0], repo, tag) {
 						continue
@@ -103,12 +94,15 @@ func newImagesCmd(g *globalOpts) *cobra.Command {
 	return cmd
 }
 
+// filterMatches tells whether `images REPOSITORY[:TAG]` selects a row.
 func filterMatches(filter, repo, tag string) bool {
-	frepo, ftag, hasTag := strings.Cut(filter, ":")
-	if strings.Contains(filter, "/") && strings.LastIndex(filter, ":") < strings.LastIndex(filter, "/") {
-		frepo, hasTag = filter, false
+	frepo, ftag := registry.SplitName(filter)
+	full, err := registry.NormalizeName(frepo)
+	if err != nil {
+		return false
 	}
-	return familiar(frepo) == repo && (!hasTag || ftag == tag)
+	nrepo, _ := registry.SplitName(full)
+	return registry.FamiliarName(nrepo) == repo && (ftag == "" || ftag == tag)
 }
 
 func newHistoryCmd(g *globalOpts) *cobra.Command {
