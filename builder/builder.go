@@ -70,6 +70,11 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Network == "" {
 		opts.Network = "host"
 	}
+	release, err := b.Cache.Use()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	run := &buildRun{b: b, opts: opts, plan: opts.Plan, done: map[*parser.Stage]*stageState{}, usedArgs: map[string]bool{}}
 	for _, a := range opts.Plan.MetaArgs {
 		run.usedArgs[a.Key] = true

@@ -27,6 +27,7 @@ func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.St
 	text := historyText(s, step)
 	if !r.opts.NoCache {
 		if e, ok := r.b.Cache.Get(key); ok {
+			_ = r.b.Cache.Touch(key)
 			if e.Empty {
 				s.key = key
 				s.addHistory(text, true)
@@ -61,7 +62,8 @@ func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.St
 	if err != nil {
 		return false, err
 	}
-	e := cache.Entry{Empty: l.Empty, Size: l.Size, Created: time.Now().UTC(), Duration: time.Since(start)}
+	e := cache.Entry{Empty: l.Empty, Size: l.Size, Created: time.Now().UTC(), Duration: time.Since(start),
+		Description: text}
 	if !l.Empty {
 		e.DiffID = l.DiffID.String()
 		s.layers = append(s.layers, l)

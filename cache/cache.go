@@ -10,16 +10,26 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 )
 
 // Entry is what a cached step produced.
 type Entry struct {
-	DiffID   string        `json:"diff_id,omitempty"` // the layer's diffID; "" with Empty
-	Empty    bool          `json:"empty,omitempty"`   // the step changed no file
-	Size     int64         `json:"size"`
-	Created  time.Time     `json:"created"`
-	Duration time.Duration `json:"duration"`
+	DiffID      string        `json:"diff_id,omitempty"` // the layer's diffID; "" with Empty
+	Empty       bool          `json:"empty,omitempty"`   // the step changed no file
+	Size        int64         `json:"size"`
+	Created     time.Time     `json:"created"`
+	Duration    time.Duration `json:"duration"`
+	Description string        `json:"description,omitempty"` // the instruction that made it, for `cache ls`
+}
+
+// Listed is an index entry with its key and when a build last used it.
+type Listed struct {
+	Key string
+	Entry
+	LastUsed time.Time
 }
 
 // Index maps step keys to entries, one small file per key, each written atomically.
@@ -82,6 +92,40 @@ func writeAtomic(path string, data []byte) error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	return nil
+}
+
+// Touch records that a build used key now (the entry file's mtime is its last use).
+func (ix *Index) Touch(key string) error {
+	now := time.Now()
+	return os.Chtimes(ix.path(key), now, now)
+}
+
+// List returns every entry, least recently used first.
+func (ix *Index) List() ([]Listed, error) {
+	dir := filepath.Join(ix.dir, "keys")
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	var out []Listed
+	for _, de := range des {
+		name := de.Name()
+		if filepath.Ext(name) != ".json" || strings.HasPrefix(name, ".") {
+			continue
+		}
+		key := strings.TrimSuffix(name, ".json")
+		e, ok := ix.Get(key)
+		if !ok {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, Listed{Key: key, Entry: e, LastUsed: fi.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.Before(out[j].LastUsed) })
+	return out, nil
 }
 
 // Key hashes a parent key and the canonical inputs of a step into the step's key.
