@@ -121,8 +121,11 @@ func TestBuildRecordsHistoryLayersAndCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(strings.Join(rec2.events, "|"), "cached"); got != 3 {
-		t.Errorf("cached steps = %d, want 3 (COPY, RUN, RUN): %v", got, rec2.events)
+	if got := strings.Count(strings.Join(rec2.events, "|"), "cached"); got != 5 {
+		t.Errorf("cached steps = %d, want 5 (ENV, COPY, RUN, RUN, CMD): %v", got, rec2.events)
+	}
+	if res2.Image.ID != img.ID {
+		t.Errorf("a rebuild entirely from the cache must give the same image ID: %s vs %s", res2.Image.ID, img.ID)
 	}
 	for i, l := range res2.Image.Manifest.Layers {
 		if l.Digest != img.Manifest.Layers[i].Digest {

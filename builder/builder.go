@@ -39,6 +39,11 @@ type Options struct {
 	NoCache    bool
 	Network    string // RUN network: "host" (default) or "none"
 	Progress   Progress
+	StatCache  *cache.StatCache // optional: the context's stat cache (content hashes of unchanged files)
+
+	NoCacheFilter  []string // stages whose steps must not come from the cache
+	DockerfileID   string   // identifies the Dockerfile (absolute path) for the report's comparison with its last build
+	HintMinSeconds float64  // a RUN must take this long for the broad-COPY hint (0: 1s)
 }
 
 // Progress receives build events; the CLI renders them.
@@ -59,6 +64,7 @@ type Result struct {
 	Image    *registry.Image
 	Steps    int
 	Warnings []string
+	Report   *cache.Report
 }
 
 // Build runs the plan's target and the stages it needs, then commits the image and its tags atomically:
@@ -70,6 +76,10 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Network == "" {
 		opts.Network = "host"
 	}
+	if opts.HintMinSeconds == 0 {
+		opts.HintMinSeconds = 1
+	}
+	start := time.Now()
 	release, err := b.Cache.Use()
 	if err != nil {
 		return nil, err
@@ -106,7 +116,7 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Image: img, Steps: run.total}
+	res := &Result{Image: img, Steps: run.total, Report: run.report(img.ID.String(), last.layers, time.Since(start))}
 	var unused []string
 	for k := range opts.Plan.BuildArgs {
 		if !run.usedArgs[k] {
@@ -134,7 +144,11 @@ func (b *Builder) commit(s *stageState, tags []string) (*registry.Image, error) 
 		})
 	}
 	cfg := s.cfg.DeepCopy()
-	cfg.Created = v1.Time{Time: time.Now().UTC()}
+	created := s.created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	cfg.Created = v1.Time{Time: created.UTC()}
 	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: s.diffIDs()}
 	if cfg.OS == "" {
 		cfg.OS = "linux"

@@ -81,13 +81,14 @@ func (r *buildRun) copy(ctx context.Context, s *stageState, step *parser.Step, a
 	if len(matches) > 1 && !destIsDir {
 		return false, fmt.Errorf("%s: the sources match %d files, so the destination must be a directory and end with a /", name, len(matches))
 	}
-	digest, err := sr.digest(matches)
+	digest, files, err := sr.digest(matches)
 	if err != nil {
 		return false, err
 	}
 	for _, c := range a.contents {
 		digest += fmt.Sprintf("|heredoc %q %q", c.Path, c.Data)
 	}
+	r.noteSources(files, matches)
 	return r.layerStep(ctx, s, step, digest, false, func(rootfs string) error {
 		own, err := resolveOwner(rootfs, a.chown)
 		if err != nil {
@@ -115,13 +116,13 @@ func isURL(s string) bool {
 // sourceRoot opens where a COPY reads from: the context, or a mounted snapshot of a stage or image.
 func (r *buildRun) sourceRoot(ctx context.Context, from string) (*sourceRoot, func(), error) {
 	if from == "" {
-		return &sourceRoot{dir: r.opts.ContextDir, ignore: orEmpty(r.opts.Ignore)}, func() {}, nil
+		return &sourceRoot{dir: r.opts.ContextDir, ignore: orEmpty(r.opts.Ignore), stat: r.opts.StatCache}, func() {}, nil
 	}
 	exp, err := r.exp.Word(from, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	layers, isStage := r.stageLayers(exp)
+	layers, key, isStage := r.stageLayers(exp)
 	if !isStage {
 		img, err := r.b.Store.Lookup(exp)
 		if err != nil {
@@ -130,6 +131,10 @@ func (r *buildRun) sourceRoot(ctx context.Context, from string) (*sourceRoot, fu
 		if layers, err = r.b.imageLayers(img); err != nil {
 			return nil, nil, fmt.Errorf("--from=%s: %w", from, err)
 		}
+		key = img.ID.String()
+	}
+	if r.cur != nil {
+		r.cur.rec.FromName, r.cur.rec.FromKey = exp, key
 	}
 	active, err := r.b.Snap.Prepare(hashesOf(layers))
 	if err != nil {

@@ -16,6 +16,11 @@ import (
 // Import turns a root filesystem tarball (plain, gzip, bzip2 or zstd) into a one-layer image, as
 // `docker import` does, and names it.
 func (b *Builder) Import(r io.Reader, source string, names []string) (*registry.Image, error) {
+	release, err := b.Cache.Use() // prune must not remove the layer between unpack and commit
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	dr, err := snapshot.Decompress(r)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", source, err)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -46,7 +47,7 @@ func cmdLine(s *stageState, c instructions.ShellDependantCmdLine) []string {
 }
 
 // meta applies an instruction that only changes the image config (and ARG, which changes only the scope).
-func (r *buildRun) meta(s *stageState, step *parser.Step) error {
+func (r *buildRun) meta(s *stageState, step *parser.Step) (bool, error) {
 	cfg := &s.cfg.Config
 	history := true
 	switch c := step.Cmd.(type) {
@@ -87,11 +88,11 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) error {
 		for _, p := range c.Ports {
 			ep, err := r.exp.Word(p, s.env())
 			if err != nil {
-				return err
+				return false, err
 			}
 			ports, err := expandPorts(ep)
 			if err != nil {
-				return err
+				return false, err
 			}
 			for _, port := range ports {
 				cfg.ExposedPorts[port] = struct{}{}
@@ -103,7 +104,7 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) error {
 		}
 		for _, v := range c.Volumes {
 			if strings.TrimSpace(v) == "" {
-				return fmt.Errorf("VOLUME specified can not be an empty string")
+				return false, fmt.Errorf("VOLUME specified can not be an empty string")
 			}
 			cfg.Volumes[v] = struct{}{}
 		}
@@ -119,7 +120,7 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) error {
 		cfg.Shell = append([]string{}, c.Shell...)
 	case *instructions.StopSignalCommand:
 		if err := checkSignal(c.Signal); err != nil {
-			return err
+			return false, err
 		}
 		cfg.StopSignal = c.Signal
 	case *instructions.HealthCheckCommand:
@@ -129,22 +130,39 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) error {
 	case *instructions.OnbuildCommand:
 		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
 	default:
-		return fmt.Errorf("%s is not supported", strings.ToUpper(step.Cmd.Name()))
+		return false, fmt.Errorf("%s is not supported", strings.ToUpper(step.Cmd.Name()))
 	}
 	key, err := cache.Key(s.key, stepInputs(s, step, ""))
 	if err != nil {
-		return err
+		return false, err
 	}
+	r.noteKey(step, key)
 	s.key = key
-	if history {
-		s.addHistory(historyText(s, step), true)
+	// Config-only steps go through the index too: the report can then say CACHED or why not, and a rebuild
+	// keeps their history times (so the image ID stays the same).
+	e, hit := r.b.Cache.Get(key)
+	if hit && !r.noCache(s) {
+		_ = r.b.Cache.Touch(key)
+		r.reused(s, e, nil)
+	} else {
+		e = cache.Entry{Empty: true, Created: time.Now().UTC(), Description: historyText(s, step)}
+		if err := r.b.Cache.Put(key, e); err != nil {
+			return false, err
+		}
+		s.created = e.Created
+		hit = false
 	}
-	return nil
+	if history {
+		s.addHistory(historyText(s, step), true, s.created)
+	}
+	return hit, nil
 }
 
-// stepInputs is everything a step's result can depend on besides its sources: it feeds the cache key.
+// stepInputs is everything a step's result can depend on: it feeds the cache key. A RUN depends on the whole
+// environment it runs in; COPY and ADD on their (expanded) instruction, the WORKDIR a relative destination is
+// under, and their sources; WORKDIR on the USER that owns what it creates; the rest on the instruction alone.
 func stepInputs(s *stageState, step *parser.Step, sources string) any {
-	return struct {
+	type run struct {
 		Name    string
 		Cmd     instructions.Command
 		Env     []string
@@ -153,8 +171,33 @@ func stepInputs(s *stageState, step *parser.Step, sources string) any {
 		Workdir string
 		Shell   []string
 		Sources string
-	}{step.Cmd.Name(), step.Cmd, s.cfg.Config.Env, s.args, s.cfg.Config.User, s.cfg.Config.WorkingDir,
-		s.cfg.Config.Shell, sources}
+	}
+	name := strings.ToLower(step.Cmd.Name())
+	c := &s.cfg.Config
+	switch name {
+	case "run":
+		return run{name, step.Cmd, c.Env, s.args, c.User, c.WorkingDir, c.Shell, sources}
+	case "copy", "add":
+		return run{Name: name, Cmd: step.Cmd, Workdir: c.WorkingDir, Sources: sources}
+	case "workdir":
+		return run{Name: name, Cmd: step.Cmd, Workdir: c.WorkingDir, User: c.User}
+	}
+	return run{Name: name, Cmd: step.Cmd}
+}
+
+// inputsOnly clears from a step record what the step's key does not depend on, so the report never blames a
+// change that cannot have caused a rebuild.
+func inputsOnly(kind string, rec *cache.StepRecord) {
+	switch kind {
+	case "RUN", "FROM":
+		return
+	case "WORKDIR":
+		rec.Args, rec.Env, rec.Shell = nil, nil, nil
+	case "COPY", "ADD":
+		rec.Args, rec.Env, rec.Shell, rec.User = nil, nil, nil, ""
+	default:
+		rec.Args, rec.Env, rec.Shell, rec.User, rec.Workdir = nil, nil, nil, "", ""
+	}
 }
 
 // historyText is the created_by of a step's history entry.

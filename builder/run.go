@@ -24,20 +24,24 @@ func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.St
 	if err != nil {
 		return false, err
 	}
+
 	text := historyText(s, step)
-	if !r.opts.NoCache {
+	r.noteKey(step, key)
+	if !r.noCache(s) {
 		if e, ok := r.b.Cache.Get(key); ok {
 			_ = r.b.Cache.Touch(key)
 			if e.Empty {
 				s.key = key
-				s.addHistory(text, true)
+				r.reused(s, e, nil)
+				s.addHistory(text, true, e.Created)
 				return true, nil
 			}
 			if h, herr := v1.NewHash(e.DiffID); herr == nil {
 				if l, err := r.b.Snap.Get(h); err == nil {
 					s.layers = append(s.layers, l)
 					s.key = key
-					s.addHistory(text, false)
+					r.reused(s, e, l)
+					s.addHistory(text, false, e.Created)
 					return true, nil
 				}
 			}
@@ -67,12 +71,14 @@ func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.St
 	if !l.Empty {
 		e.DiffID = l.DiffID.String()
 		s.layers = append(s.layers, l)
+		r.cur.layer = l
 	}
 	if err := r.b.Cache.Put(key, e); err != nil {
 		return false, err
 	}
 	s.key = key
-	s.addHistory(text, l.Empty)
+	s.created = e.Created
+	s.addHistory(text, l.Empty, e.Created)
 	return false, nil
 }
 
@@ -94,6 +100,7 @@ func (r *buildRun) run(ctx context.Context, s *stageState, step *parser.Step, c 
 	if err != nil {
 		return false, err
 	}
+	r.cur.rec.Network = network
 	return r.layerStep(ctx, s, step, network, true, func(rootfs string) error {
 		tail := &tailBuffer{max: 16 << 10}
 		out := &stepWriter{n: r.n, p: r.opts.Progress, tail: tail}

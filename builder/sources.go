@@ -10,12 +10,16 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
+	"github.com/layerbuild/layerbuild/cache"
 	"github.com/layerbuild/layerbuild/parser"
 )
 
@@ -37,8 +41,9 @@ type match struct {
 // sourceRoot is where a COPY reads: the build context (with .dockerignore) or a stage's or image's rootfs.
 type sourceRoot struct {
 	dir       string
-	ignore    *parser.Ignore // context only
-	keepOwner bool           // stage/image sources keep their uid/gid
+	ignore    *parser.Ignore   // context only
+	keepOwner bool             // stage/image sources keep their uid/gid
+	stat      *cache.StatCache // context only, optional: content hashes of unchanged files without reading them
 }
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[") }
@@ -160,42 +165,93 @@ func (sr *sourceRoot) load(name string) (match, error) {
 			}
 			return nil
 		}
-		fi, err := d.Info()
+		m.files = append(m.files, srcFile{host: p, rel: rel}) // lstat by statFiles
+		return nil
+	})
+	if err != nil {
+		return m, err
+	}
+	return m, statFiles(m.files)
+}
+
+// statFiles fills in the lstat result (and link target) of files, on up to 4 goroutines: on a large context the
+// lstat calls are most of the walk's time. The order of files does not change.
+func statFiles(files []srcFile) error {
+	const batch = 128
+	workers := min(runtime.GOMAXPROCS(0), 4, (len(files)+batch-1)/batch)
+	if workers <= 1 {
+		return statRange(files)
+	}
+	var next atomic.Int64
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(batch)) - batch
+				if start >= len(files) {
+					return
+				}
+				if errs[w] = statRange(files[start:min(start+batch, len(files))]); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func statRange(files []srcFile) error {
+	for i := range files {
+		f := &files[i]
+		fi, err := os.Lstat(f.host)
 		if err != nil {
 			return err
 		}
-		f := srcFile{host: p, rel: rel, fi: fi}
+		f.fi = fi
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			f.link, _ = os.Readlink(p)
+			f.link, _ = os.Readlink(f.host)
 		}
-		m.files = append(m.files, f)
-		return nil
-	})
-	return m, err
+	}
+	return nil
 }
 
 // digest hashes what the matches would copy: names, types, modes, owners (when kept), sizes, link targets and
-// contents; never times.
-func (sr *sourceRoot) digest(ms []match) (string, error) {
+// contents; never times. files maps each copied path (relative to the source root) to the digest of its entry,
+// for the cache report.
+func (sr *sourceRoot) digest(ms []match) (string, map[string]string, error) {
 	h := sha256.New()
+	files := map[string]string{}
 	buf := make([]byte, 64<<10)
 	for _, m := range ms {
 		fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.dir)
 		for _, f := range m.files {
+			eh := sha256.New()
 			uid, gid := fileOwner(f.fi)
 			if !sr.keepOwner {
 				uid, gid = 0, 0
 			}
-			fmt.Fprintf(h, "%q %o %d:%d %d %q", f.rel, uint32(f.fi.Mode()), uid, gid, f.fi.Size(), f.link)
+			fmt.Fprintf(eh, "%o %d:%d %d %q", uint32(f.fi.Mode()), uid, gid, f.fi.Size(), f.link)
 			if f.fi.Mode().IsRegular() {
-				if err := hashFile(h, f.host, buf); err != nil {
-					return "", err
+				if sr.ignore != nil && sr.stat != nil {
+					sum, err := sr.stat.Hash(f.host, f.fi)
+					if err != nil {
+						return "", nil, err
+					}
+					eh.Write(sum[:])
+				} else if err := hashFile(eh, f.host, buf); err != nil {
+					return "", nil, err
 				}
 			}
-			h.Write([]byte{'\n'})
+			sum := eh.Sum(nil)
+			fmt.Fprintf(h, "%q %x\n", f.rel, sum)
+			if !f.fi.IsDir() {
+				files[path.Join(m.name, f.rel)] = hex.EncodeToString(sum[:8])
+			}
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), files, nil
 }
 
 func hashFile(w io.Writer, name string, buf []byte) error {

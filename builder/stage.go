@@ -18,12 +18,13 @@ import (
 
 // stageState is a stage while it builds: its image config so far, its layers and its cache key.
 type stageState struct {
-	stage  *parser.Stage
-	cfg    *v1.ConfigFile
-	layers []*snapshot.Layer
-	key    string
-	args   []string // ARG values in scope, KEY=VALUE in declaration order
-	cmdSet bool     // CMD was set in this stage (ENTRYPOINT then keeps it)
+	stage   *parser.Stage
+	cfg     *v1.ConfigFile
+	layers  []*snapshot.Layer
+	key     string
+	args    []string  // ARG values in scope, KEY=VALUE in declaration order
+	cmdSet  bool      // CMD was set in this stage (ENTRYPOINT then keeps it)
+	created time.Time // when the newest step of the stage was first built
 }
 
 func (s *stageState) diffIDs() []v1.Hash {
@@ -59,9 +60,11 @@ func (s *stageState) shell() []string {
 	return []string{"/bin/sh", "-c"}
 }
 
-func (s *stageState) addHistory(createdBy string, empty bool) {
+// addHistory appends a history entry. created comes from the cache entry, so a rebuild from the cache gives
+// the same config, hence the same image ID.
+func (s *stageState) addHistory(createdBy string, empty bool, created time.Time) {
 	s.cfg.History = append(s.cfg.History, v1.History{
-		Created:    v1.Time{Time: time.Now().UTC()},
+		Created:    v1.Time{Time: created.UTC()},
 		CreatedBy:  createdBy,
 		EmptyLayer: empty,
 	})
@@ -76,6 +79,8 @@ type buildRun struct {
 	total    int
 	n        int
 	usedArgs map[string]bool // build-args some ARG declared
+	cur      *stepInfo       // the step running now
+	steps    []*stepInfo     // every step run, for the report and the build record
 }
 
 func (r *buildRun) errorf(step *parser.Step, format string, args ...any) error {
@@ -95,6 +100,11 @@ func (r *buildRun) buildStage(ctx context.Context, st *parser.Stage) (*stageStat
 	if err != nil {
 		return nil, err
 	}
+	r.beginStep(s, &parser.Step{Source: "FROM " + st.Base + stageSuffix(st), Line: st.Line}, "FROM")
+	r.cur.rec.Base = st.Base
+	r.cur.rec.BaseID = s.key
+	r.cur.rec.Key = s.key
+	r.endStep(s, time.Since(start), nil)
 	for _, step := range st.Steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -102,8 +112,13 @@ func (r *buildRun) buildStage(ctx context.Context, st *parser.Stage) (*stageStat
 		r.n++
 		start := time.Now()
 		r.opts.Progress.StepStart(r.n, r.total, step.Source)
+		r.beginStep(s, step, strings.ToUpper(step.Cmd.Name()))
 		cached, err := r.dispatch(ctx, s, step)
 		r.opts.Progress.StepDone(r.n, time.Since(start), cached, err)
+		if err == nil {
+			r.cur.cached = cached
+			r.endStep(s, time.Since(start), nil)
+		}
 		if err != nil {
 			var pe *parser.Error
 			if errors.As(err, &pe) {
@@ -136,11 +151,11 @@ func (r *buildRun) base(st *parser.Stage) (*stageState, error) {
 			return nil, fromErr("stage %q was not built", st.BaseStage.Name)
 		}
 		return &stageState{stage: st, cfg: prev.cfg.DeepCopy(), layers: append([]*snapshot.Layer{}, prev.layers...),
-			key: prev.key}, nil
+			key: "stage:" + prev.key, created: prev.created}, nil
 	}
 	if strings.EqualFold(st.Base, "scratch") {
 		cfg := &v1.ConfigFile{OS: "linux", Architecture: goarch(), Config: v1.Config{Env: []string{"PATH=" + DefaultPath}}}
-		return &stageState{stage: st, cfg: cfg, key: "scratch"}, nil
+		return &stageState{stage: st, cfg: cfg, key: "scratch", created: time.Unix(0, 0)}, nil
 	}
 	img, err := r.b.Store.Lookup(st.Base)
 	if err != nil {
@@ -158,7 +173,7 @@ func (r *buildRun) base(st *parser.Stage) (*stageState, error) {
 	if _, ok := lookup(cfg.Config.Env, "PATH"); !ok {
 		cfg.Config.Env = append(cfg.Config.Env, "PATH="+DefaultPath)
 	}
-	return &stageState{stage: st, cfg: cfg, layers: layers, key: "image:" + img.ID.String()}, nil
+	return &stageState{stage: st, cfg: cfg, layers: layers, key: "image:" + img.ID.String(), created: cfg.Created.Time}, nil
 }
 
 // imageLayers returns the unpacked layers of a stored image, unpacking those that are not yet.
@@ -216,7 +231,7 @@ func (r *buildRun) dispatch(ctx context.Context, s *stageState, step *parser.Ste
 	case *instructions.WorkdirCommand:
 		return r.workdir(ctx, s, step, c)
 	default:
-		return false, r.meta(s, step)
+		return r.meta(s, step)
 	}
 }
 

@@ -33,13 +33,13 @@ func (r *buildRun) workdir(ctx context.Context, s *stageState, step *parser.Step
 }
 
 // stageLayers finds a built stage by name or index.
-func (r *buildRun) stageLayers(from string) ([]*snapshot.Layer, bool) {
+func (r *buildRun) stageLayers(from string) ([]*snapshot.Layer, string, bool) {
 	for st, state := range r.done {
 		if (st.Name != "" && st.Name == strings.ToLower(from)) || strconv.Itoa(st.Index) == from {
-			return state.layers, true
+			return state.layers, state.key, true
 		}
 	}
-	return nil, false
+	return nil, "", false
 }
 
 func hashesOf(ls []*snapshot.Layer) []v1.Hash {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/layerbuild/layerbuild/builder"
+	"github.com/layerbuild/layerbuild/cache"
 	"github.com/layerbuild/layerbuild/parser"
 	"github.com/layerbuild/layerbuild/registry"
 	"github.com/layerbuild/layerbuild/sandbox"
@@ -31,6 +32,8 @@ type buildOpts struct {
 	noCache   bool
 	network   string
 	quiet     bool
+	report    string
+	noCacheOf []string
 }
 
 func addBuildFlags(cmd *cobra.Command, b *buildOpts) {
@@ -44,6 +47,8 @@ func addBuildFlags(cmd *cobra.Command, b *buildOpts) {
 	f.BoolVar(&b.noCache, "no-cache", false, "do not use the layer cache")
 	f.StringVar(&b.network, "network", "host", "network for RUN steps: host or none")
 	f.BoolVarP(&b.quiet, "quiet", "q", false, "print only the image ID on success")
+	f.StringVar(&b.report, "report", "", "write the layer-cache report as JSON to this file")
+	f.StringArrayVar(&b.noCacheOf, "no-cache-filter", nil, "do not use the cache for the steps of this stage (name or index); repeatable")
 }
 
 func newBuildCmd(g *globalOpts) *cobra.Command {
@@ -116,6 +121,10 @@ func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) er
 	if err != nil {
 		return err
 	}
+	statCache, err := cache.OpenStatCache(filepath.Join(bld.Store.Root(), "cache"), contextDir)
+	if err != nil {
+		return err
+	}
 	stderr := cmd.ErrOrStderr()
 	prog := newProgress(b.progress, stderr, b.quiet)
 	for _, w := range plan.Warnings {
@@ -124,16 +133,28 @@ func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) er
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
+	dfID := dfPath
+	if dfID == "" {
+		dfID = filepath.Join(contextDir, "-")
+	}
 	res, err := bld.Build(ctx, builder.Options{ContextDir: contextDir, Plan: plan, Ignore: ignore, Tags: tags,
-		NoCache: b.noCache, Network: b.network, Progress: prog})
+		NoCache: b.noCache, Network: b.network, Progress: prog, StatCache: statCache, NoCacheFilter: b.noCacheOf, DockerfileID: dfID})
 	prog.Close()
 	if err != nil {
 		return err
+	}
+	if err := statCache.Save(); err != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err)
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	id := res.Image.ID.String()
+	if b.report != "" {
+		if err := writeFileAtomic(b.report, res.Report.WriteJSON); err != nil {
+			return fmt.Errorf("write --report: %w", err)
+		}
+	}
 	if b.iidfile != "" {
 		if err := os.WriteFile(b.iidfile, []byte(id), 0o644); err != nil {
 			return fmt.Errorf("write --iidfile: %w", err)
@@ -142,6 +163,9 @@ func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) er
 	if b.quiet {
 		fmt.Fprintln(cmd.OutOrStdout(), id)
 		return nil
+	}
+	if err := res.Report.WriteText(stderr); err != nil {
+		return err
 	}
 	fmt.Fprintf(stderr, "Built %s in %.1fs\n", id, time.Since(start).Seconds())
 	for _, t := range tags {

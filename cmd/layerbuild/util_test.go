@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 )
 
 // tarGz archives dir's contents into a gzip tarball with the system tar.
@@ -20,3 +21,8 @@ func writeFile(t interface {
 		t.Fatal(err)
 	}
 }
+
+var cachedLine = regexp.MustCompile(`(?m)^\[\d+/\d+\] CACHED$`)
+
+// cachedSteps counts the steps plain progress reported as CACHED.
+func cachedSteps(stderr string) int { return len(cachedLine.FindAllString(stderr, -1)) }
