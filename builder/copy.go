@@ -69,11 +69,10 @@ func (r *buildRun) copy(ctx context.Context, s *stageState, step *parser.Step, a
 		return false, fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", name)
 	}
 
-	sr, cleanup, err := r.sourceRoot(ctx, a.from)
-	if err != nil {
-		return false, err
+	if a.from != "" {
+		return r.copyFrom(ctx, s, step, a, dest, destIsDir, mode)
 	}
-	defer cleanup()
+	sr := &sourceRoot{dir: r.opts.ContextDir, ignore: orEmpty(r.opts.Ignore), stat: r.opts.StatCache}
 	matches, err := sr.expand(a.srcs)
 	if err != nil {
 		return false, err
@@ -90,57 +89,71 @@ func (r *buildRun) copy(ctx context.Context, s *stageState, step *parser.Step, a
 	}
 	r.noteSources(files, matches)
 	return r.layerStep(ctx, s, step, digest, false, func(rootfs string) error {
-		own, err := resolveOwner(rootfs, a.chown)
-		if err != nil {
-			return err
-		}
-		w := &copier{rootfs: rootfs, chown: own, chmod: mode, keepOwner: sr.keepOwner}
-		for _, m := range matches {
-			if err := w.copyMatch(m, dest, destIsDir, a.add); err != nil {
-				return err
-			}
-		}
-		for _, c := range a.contents {
-			if err := w.writeContent(path.Join(strings.TrimSuffix(dest, "/"), path.Base(c.Path)), destIsDir, dest, c); err != nil {
-				return err
-			}
-		}
-		return w.finish()
+		return copyInto(rootfs, sr, matches, a, dest, destIsDir, mode)
 	})
 }
 
-func isURL(s string) bool {
-	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")
-}
-
-// sourceRoot opens where a COPY reads from: the context, or a mounted snapshot of a stage or image.
-func (r *buildRun) sourceRoot(ctx context.Context, from string) (*sourceRoot, func(), error) {
-	if from == "" {
-		return &sourceRoot{dir: r.opts.ContextDir, ignore: orEmpty(r.opts.Ignore), stat: r.opts.StatCache}, func() {}, nil
-	}
-	exp, err := r.exp.Word(from, nil)
+// copyFrom runs COPY --from: its key is the source stage's key (or the image's ID) with the source paths, so a
+// cached step needs no mount of the source; the source is mounted only when the step runs.
+func (r *buildRun) copyFrom(ctx context.Context, s *stageState, step *parser.Step, a copyArgs, dest string,
+	destIsDir bool, mode *uint32) (bool, error) {
+	exp, err := r.exp.Word(a.from, nil)
 	if err != nil {
-		return nil, nil, err
+		return false, err
 	}
 	layers, key, isStage := r.stageLayers(exp)
 	if !isStage {
 		img, err := r.b.Store.Lookup(exp)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--from=%s: no such stage or image: %w", from, err)
+			return false, fmt.Errorf("--from=%s: no such stage or image: %w", a.from, err)
 		}
 		if layers, err = r.b.imageLayers(img); err != nil {
-			return nil, nil, fmt.Errorf("--from=%s: %w", from, err)
+			return false, fmt.Errorf("--from=%s: %w", a.from, err)
 		}
 		key = img.ID.String()
 	}
-	if r.cur != nil {
-		r.cur.rec.FromName, r.cur.rec.FromKey = exp, key
-	}
-	active, err := r.b.Snap.Prepare(hashesOf(layers))
+	r.cur.rec.FromName, r.cur.rec.FromKey = exp, key
+	digest := fmt.Sprintf("from %s %q", key, a.srcs)
+	return r.layerStep(ctx, s, step, digest, false, func(rootfs string) error {
+		active, err := r.b.Snap.Prepare(hashesOf(layers))
+		if err != nil {
+			return err
+		}
+		defer active.Discard()
+		sr := &sourceRoot{dir: active.Rootfs, keepOwner: true}
+		matches, err := sr.expand(a.srcs)
+		if err != nil {
+			return err
+		}
+		if len(matches) > 1 && !destIsDir {
+			return fmt.Errorf("COPY: the sources match %d files, so the destination must be a directory and end with a /", len(matches))
+		}
+		return copyInto(rootfs, sr, matches, a, dest, destIsDir, mode)
+	})
+}
+
+// copyInto writes the matches (and heredoc sources) into rootfs.
+func copyInto(rootfs string, sr *sourceRoot, matches []match, a copyArgs, dest string, destIsDir bool, mode *uint32) error {
+	own, err := resolveOwner(rootfs, a.chown)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return &sourceRoot{dir: active.Rootfs, keepOwner: true}, func() { _ = active.Discard() }, nil
+	w := &copier{rootfs: rootfs, chown: own, chmod: mode, keepOwner: sr.keepOwner}
+	for _, m := range matches {
+		if err := w.copyMatch(m, dest, destIsDir, a.add); err != nil {
+			return err
+		}
+	}
+	for _, c := range a.contents {
+		if err := w.writeContent(path.Join(strings.TrimSuffix(dest, "/"), path.Base(c.Path)), destIsDir, dest, c); err != nil {
+			return err
+		}
+	}
+	return w.finish()
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")
 }
 
 func orEmpty(ig *parser.Ignore) *parser.Ignore {

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"archive/tar"
+	"bufio"
 	"io"
 	"os"
 	"path"
@@ -25,7 +26,8 @@ func (r *buildRun) wasteHints(layers []*snapshot.Layer) []string {
 	}
 	var all [][]cache.LayerFile
 	for _, l := range layers {
-		files, err := layerFiles(l.TarPath)
+		tarPath := l.TarPath
+		files, err := r.b.Cache.LayerFiles(l.DiffID.String(), func() ([]cache.LayerFile, error) { return layerFiles(tarPath) })
 		if err != nil {
 			return nil // advice only: an unreadable layer means no hint, not a failed build
 		}
@@ -50,7 +52,13 @@ func layerFiles(tarPath string) ([]cache.LayerFile, error) {
 	}
 	defer f.Close()
 	var out []cache.LayerFile
-	tr := tar.NewReader(f)
+	// Small layers are read straight through (far fewer system calls than seeking past each entry's data);
+	// big ones are skipped through by seeking.
+	var src io.Reader = f
+	if fi, err := f.Stat(); err == nil && fi.Size() < 64<<20 {
+		src = bufio.NewReaderSize(f, 1<<20)
+	}
+	tr := tar.NewReader(src)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {

@@ -170,6 +170,7 @@ func (b *Builder) PruneCache(opts PruneOptions) (*PruneResult, error) {
 	// removes them), never an entry whose layer is half gone.
 	for _, ds := range freed {
 		err := b.Snap.Remove(hashes[ds])
+		b.Cache.ForgetLayer(ds)
 		if errors.Is(err, snapshot.ErrNotFound) {
 			continue
 		}
@@ -244,6 +245,7 @@ func (b *Builder) PruneImages() (*PruneResult, error) {
 		if err := b.Snap.Remove(l.DiffID); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
 			return res, fmt.Errorf("prune: %w", err)
 		}
+		b.Cache.ForgetLayer(l.DiffID.String())
 		res.Layers++
 	}
 	after, err := b.layerSizes(imgs)

@@ -134,3 +134,38 @@ func TestRecords(t *testing.T) {
 		t.Error("different Dockerfiles need different records")
 	}
 }
+
+func TestLayerFilesSummaryRoundTrip(t *testing.T) {
+	ix, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []LayerFile{{Path: "bin/big", Size: 1 << 40}, {Path: "opt/data", Whiteout: true}, {Path: "tmp", Opaque: true}, {Path: "é/ü", Size: 3}}
+	scans := 0
+	scan := func() ([]LayerFile, error) { scans++; return want, nil }
+	for i := 0; i < 2; i++ {
+		got, err := ix.LayerFiles("sha256:abc", scan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("got %+v", got)
+		}
+		for j := range want {
+			if got[j] != want[j] {
+				t.Errorf("entry %d = %+v, want %+v", j, got[j], want[j])
+			}
+		}
+	}
+	if scans != 1 {
+		t.Errorf("the layer was scanned %d times; the summary should serve the second call", scans)
+	}
+	if _, err := decodeLayerFiles([]byte(layerFilesMagic + "\x05\x00")); err == nil {
+		t.Error("a truncated summary must be rejected")
+	}
+	ix.ForgetLayer("sha256:abc")
+	ix.LayerFiles("sha256:abc", scan)
+	if scans != 2 {
+		t.Error("a forgotten layer is scanned again")
+	}
+}
