@@ -3,7 +3,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/layerbuild
 
-.PHONY: all build test test-short demo vet fmt clean
+.PHONY: all build test test-short demo bench vet fmt clean
 
 all: build
 
@@ -22,6 +22,11 @@ test-short: build
 # Builds the demo web app (testdata/demo) from a busybox base into the default store and shows it.
 demo: build
 	./scripts/demo.sh
+
+# Go micro-benchmarks, then layerbuild side by side with buildah on testdata/bench (medians and ratios).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 5x -count 3 ./cache/ ./snapshot/ ./builder/
+	./scripts/bench-builders.sh
 
 vet:
 	$(GO) vet ./...

@@ -115,6 +115,11 @@ func TestReportExplainsArgsBaseInstructionAndNoCache(t *testing.T) {
 	if st, why := reportRow(t, r.stderr, 3); st != "BUILT" || why != "instruction changed (was: RUN echo $VERSION > /v)" {
 		t.Errorf("instruction: %s %q", st, why)
 	}
+	writeFile(t, dir, "Dockerfile", "FROM busybox\nARG VERSION=1.0\nRUN echo $VERSION > /version\nRUN echo two\nRUN echo three\n")
+	r = c.build(t, "-t", "ra", "--build-arg", "VERSION=1.1")
+	if st, why := reportRow(t, r.stderr, 5); st != "BUILT" || why != "new step" {
+		t.Errorf("an appended step: %s %q", st, why)
+	}
 	r = c.build(t, "-t", "ra", "--build-arg", "VERSION=1.1", "--no-cache")
 	if st, why := reportRow(t, r.stderr, 4); st != "BUILT" || why != "--no-cache" {
 		t.Errorf("--no-cache: %s %q", st, why)

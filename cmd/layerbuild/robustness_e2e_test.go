@@ -149,11 +149,12 @@ func TestConcurrentBuildsOnOneStore(t *testing.T) {
 	e := newEnv(t)
 	const n = 4
 	results := make(chan result, n)
+	dirs := make([]string, n)
 	for i := 0; i < n; i++ {
 		df := "FROM busybox\nRUN echo shared > /shared\nRUN echo " + strings.Repeat("x", i+1) + " > /own\n"
-		dir := writeContext(t, map[string]string{"Dockerfile": df})
+		dirs[i] = writeContext(t, map[string]string{"Dockerfile": df})
 		go func(i int) {
-			results <- e.run(nil, "build", "-t", "par:"+strings.Repeat("v", i+1), dir)
+			results <- e.run(nil, "build", "-t", "par:"+strings.Repeat("v", i+1), dirs[i])
 		}(i)
 	}
 	for i := 0; i < n; i++ {
@@ -165,6 +166,10 @@ func TestConcurrentBuildsOnOneStore(t *testing.T) {
 		tag := "par:" + strings.Repeat("v", i+1)
 		if got := e.files(tag)["/own"].data; got != strings.Repeat("x", i+1)+"\n" {
 			t.Errorf("%s: /own = %q", tag, got)
+		}
+		// Every build that ran at the same time left its steps in the cache.
+		if r := e.run(nil, "build", "--progress", "plain", "-t", tag, dirs[i]); !strings.Contains(r.stderr, "3 of 3 steps cached") {
+			t.Errorf("%s: a rebuild after the concurrent builds should be fully cached:\n%s", tag, r.stderr)
 		}
 	}
 }
