@@ -28,6 +28,9 @@ type Builder struct {
 	Store *registry.Store
 	Snap  *snapshot.Snapshotter
 	Cache *cache.Index
+	// Pull, when set, fetches a base image the store lacks (and every base with Options.Pull) from its
+	// registry into Store. The CLI sets it to registry.Pull with its registry options.
+	Pull func(ctx context.Context, ref string) (*registry.Image, error)
 }
 
 // Options are one build's inputs.
@@ -37,6 +40,7 @@ type Options struct {
 	Ignore     *parser.Ignore
 	Tags       []string // normalized names for the result
 	NoCache    bool
+	Pull       bool   // pull every base image from its registry, even when the store has it (needs Builder.Pull)
 	Network    string // RUN network: "host" (default) or "none"
 	Progress   Progress
 	StatCache  *cache.StatCache // optional: the context's stat cache (content hashes of unchanged files)

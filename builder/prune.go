@@ -3,12 +3,14 @@ package builder
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/layerbuild/layerbuild/cache"
 	"github.com/layerbuild/layerbuild/registry"
+	"github.com/layerbuild/layerbuild/sandbox"
 	"github.com/layerbuild/layerbuild/snapshot"
 )
 
@@ -279,6 +281,17 @@ func (b *Builder) imageLayerSet() (map[string]bool, []*registry.Image, error) {
 		}
 		for _, l := range img.Manifest.Layers {
 			needed[l.Digest.String()] = true
+		}
+	}
+	// Containers (running or kept) mount layers as their lower dirs: those layers stay too, even when their
+	// image is gone.
+	if cs, err := sandbox.OpenContainers(filepath.Join(b.Store.Root(), "containers")); err == nil {
+		if list, err := cs.List(); err == nil {
+			for _, c := range list {
+				for _, lower := range c.Config.Lowers {
+					needed["sha256:"+filepath.Base(filepath.Dir(lower))] = true
+				}
+			}
 		}
 	}
 	return needed, imgs, nil

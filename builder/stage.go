@@ -95,7 +95,7 @@ func (r *buildRun) buildStage(ctx context.Context, st *parser.Stage) (*stageStat
 	r.n++
 	start := time.Now()
 	r.opts.Progress.StepStart(r.n, r.total, "FROM "+st.Base+stageSuffix(st))
-	s, err := r.base(st)
+	s, err := r.base(ctx, st)
 	r.opts.Progress.StepDone(r.n, time.Since(start), false, err)
 	if err != nil {
 		return nil, err
@@ -137,8 +137,9 @@ func stageSuffix(st *parser.Stage) string {
 	return ""
 }
 
-// base makes the starting state of a stage: scratch, an earlier stage, or an image of the local store.
-func (r *buildRun) base(st *parser.Stage) (*stageState, error) {
+// base makes the starting state of a stage: scratch, an earlier stage, or an image of the local store
+// (pulled through Builder.Pull when the store lacks it, or always with Options.Pull).
+func (r *buildRun) base(ctx context.Context, st *parser.Stage) (*stageState, error) {
 	fromErr := func(format string, args ...any) error {
 		return &parser.Error{File: r.plan.File, Line: st.Line, Source: st.Source, Msg: fmt.Sprintf(format, args...)}
 	}
@@ -157,7 +158,19 @@ func (r *buildRun) base(st *parser.Stage) (*stageState, error) {
 		cfg := &v1.ConfigFile{OS: "linux", Architecture: goarch(), Config: v1.Config{Env: []string{"PATH=" + DefaultPath}}}
 		return &stageState{stage: st, cfg: cfg, key: "scratch", created: time.Unix(0, 0)}, nil
 	}
-	img, err := r.b.Store.Lookup(st.Base)
+	var img *registry.Image
+	var err error
+	if r.b.Pull != nil && r.opts.Pull {
+		img, err = r.b.Pull(ctx, st.Base) // --pull: the registry's current image
+	} else {
+		img, err = r.b.Store.Lookup(st.Base)
+		if errors.Is(err, registry.ErrNotFound) && r.b.Pull != nil {
+			if img, err = r.b.Pull(ctx, st.Base); err != nil {
+				full, _ := registry.NormalizeName(st.Base)
+				return nil, fromErr("base image %q (%s) not found in the local store, and pulling it failed: %v", st.Base, full, err)
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			full, _ := registry.NormalizeName(st.Base)

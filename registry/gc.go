@@ -168,6 +168,9 @@ func (s *Store) collectLocked(idx *index) ([]v1.Hash, error) {
 			return nil, fmt.Errorf("registry: garbage collection skipped: %w", err)
 		}
 	}
+	if err := s.keepCompressedLocked(keep); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(s.root, "blobs", "sha256")
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -98,6 +98,12 @@ func (d *distImage) build() {
 			d.layers[l.Digest] = &storeBlob{s: d.s, desc: l}
 			continue
 		}
+		if rec, ok := d.s.compressedFor("gzip", l.Digest); ok && gz != types.OCIRestrictedLayer {
+			// Compressed before (an earlier push, or pulled so): serve the kept blob, compress nothing.
+			m.Layers[i] = v1.Descriptor{MediaType: gz, Size: rec.Size, Digest: rec.Digest, URLs: l.URLs, Annotations: l.Annotations}
+			d.layers[rec.Digest] = &storeBlob{s: d.s, desc: m.Layers[i]}
+			continue
+		}
 		layer, err := partial.UncompressedToLayer(&uncompressedBlob{s: d.s, desc: l, mediaType: gz})
 		if err == nil {
 			m.Layers[i], err = layerDescriptor(layer, l)

@@ -179,6 +179,9 @@ func startInit(ctx context.Context, spec Spec, cfg *initConfig) (int, error) {
 	specW.Close()
 
 	status, statusErr := readStatus(statusR)
+	if statusErr == nil && status.Error == "" && status.Pid > 0 && spec.OnStart != nil {
+		spec.OnStart(cmd.Process.Pid)
+	}
 	waitErr := cmd.Wait()
 	if errors.Is(waitErr, exec.ErrWaitDelay) {
 		waitErr = nil

@@ -42,6 +42,11 @@ type Spec struct {
 	Stdin    io.Reader
 	Stdout   io.Writer
 	Stderr   io.Writer
+
+	// OnStart, when set, is called once the command has started, with the host pid of the sandbox's init
+	// (pid 1 of the container; its /proc/PID/ns/* are the container's namespaces, and signals sent to it
+	// are forwarded to the command). It runs on Run's goroutine: it must not block.
+	OnStart func(initPid int)
 }
 
 // Run runs spec and returns the process's exit code (128+signal when killed). err is for failures to start
@@ -67,4 +72,7 @@ func Run(ctx context.Context, spec Spec) (exitCode int, err error) {
 
 // Init must be the first call in main: in a re-executed sandbox init it sets up the container and never
 // returns; otherwise it returns at once.
-func Init() { initMain() }
+func Init() {
+	containerMonitorMain()
+	initMain()
+}

@@ -33,3 +33,33 @@ echo "==> layerbuild images"
 $lb images
 echo "==> layerbuild history layerbuild-demo"
 $lb history layerbuild-demo
+
+# Run the demo image: detached, its port 8080 published on the host (8080, or the next free port).
+name=layerbuild-demo-web
+cleanup_web() {  # only a container: `rm` of a name that is no container would remove an image
+  if $lb ps -a | grep -q " $name\$"; then $lb rm -f "$name" >/dev/null 2>&1 || true; fi
+}
+trap 'cleanup_web; rm -rf "$tmp"' EXIT
+fetch() {
+  if command -v curl >/dev/null; then curl -fsS --max-time 5 "$1"; else busybox wget -q -T 5 -O - "$1"; fi
+}
+port=
+for p in $(seq 8080 8099); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi  # something listens there
+  echo "==> layerbuild run -d --name $name -p $p:8080 layerbuild-demo"
+  if $lb run -d --name "$name" -p "$p:8080" layerbuild-demo; then port=$p; break; fi
+  cleanup_web
+done
+[ -n "$port" ] || { echo "demo: no free port in 8080-8099" >&2; exit 1; }
+$lb ps
+for i in $(seq 50); do fetch "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "==> GET http://127.0.0.1:$port/"
+fetch "http://127.0.0.1:$port/"
+echo "==> GET http://127.0.0.1:$port/cgi-bin/hello"
+fetch "http://127.0.0.1:$port/cgi-bin/hello"
+echo "==> layerbuild logs $name"
+$lb logs "$name"
+echo "==> layerbuild stop $name && layerbuild rm $name"
+$lb stop "$name"
+$lb ps -a | sed -n "1p;/ $name\$/p"
+$lb rm "$name"

@@ -34,6 +34,8 @@ type buildOpts struct {
 	quiet     bool
 	report    string
 	noCacheOf []string
+	pull      bool
+	remote    remoteFlags
 }
 
 func addBuildFlags(cmd *cobra.Command, b *buildOpts) {
@@ -49,6 +51,8 @@ func addBuildFlags(cmd *cobra.Command, b *buildOpts) {
 	f.BoolVarP(&b.quiet, "quiet", "q", false, "print only the image ID on success")
 	f.StringVar(&b.report, "report", "", "write the layer-cache report as JSON to this file")
 	f.StringArrayVar(&b.noCacheOf, "no-cache-filter", nil, "do not use the cache for the steps of this stage (name or index); repeatable")
+	f.BoolVar(&b.pull, "pull", false, "pull every base image from its registry, even when the store has it (a missing one is always pulled)")
+	b.remote.add(cmd)
 }
 
 func newBuildCmd(g *globalOpts) *cobra.Command {
@@ -121,6 +125,7 @@ func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) er
 	if err != nil {
 		return err
 	}
+	bld.Pull = pullHook(bld.Store, &b.remote, cmd.ErrOrStderr())
 	statCache, err := cache.OpenStatCache(filepath.Join(bld.Store.Root(), "cache"), contextDir)
 	if err != nil {
 		return err
@@ -138,7 +143,7 @@ func runBuild(cmd *cobra.Command, g *globalOpts, b *buildOpts, args []string) er
 		dfID = filepath.Join(contextDir, "-")
 	}
 	res, err := bld.Build(ctx, builder.Options{ContextDir: contextDir, Plan: plan, Ignore: ignore, Tags: tags,
-		NoCache: b.noCache, Network: b.network, Progress: prog, StatCache: statCache, NoCacheFilter: b.noCacheOf, DockerfileID: dfID})
+		NoCache: b.noCache, Pull: b.pull, Network: b.network, Progress: prog, StatCache: statCache, NoCacheFilter: b.noCacheOf, DockerfileID: dfID})
 	prog.Close()
 	if err != nil {
 		return err

@@ -65,7 +65,8 @@ Linux-namespaced sandbox on an overlay snapshot; each step becomes a layer keyed
 	cmd.PersistentFlags().StringVar(&g.root, "root", "", "store root directory (default $LAYERBUILD_ROOT, else /var/lib/layerbuild for root, else $XDG_DATA_HOME/layerbuild)")
 	addBuildFlags(cmd, b)
 	cmd.AddCommand(newBuildCmd(g), newImportCmd(g), newImagesCmd(g), newHistoryCmd(g), newTagCmd(g),
-		newRmCmd(g), newSaveCmd(g), newCacheCmd(g), newPruneCmd(g), newVersionCmd())
+		newRmCmdWithContainers(g), newRmiCmd(g), newRunCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g), newSaveCmd(g), newCacheCmd(g), newPruneCmd(g), newVersionCmd(),
+		newPushCmd(g), newPullCmd(g), newLoginCmd(), newLogoutCmd())
 	return cmd
 }
 

@@ -288,3 +288,31 @@ func TestPruneWaitsForRunningBuild(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneKeepsLayersOfContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a detached container")
+	}
+	e := newEnv(t)
+	e.mustBuild("FROM busybox\nRUN echo mine > /mine\n", nil, "-t", "usedbyctr")
+	id := strings.TrimSpace(e.must("run", "-d", "usedbyctr", "sh", "-c", "sleep 30"))
+	defer e.run(nil, "rm", "-f", id)
+	before := listLayers(t, e.root)
+	e.must("rmi", "usedbyctr")
+	e.must("prune", "-f")
+	e.must("cache", "prune", "--all", "-f")
+	if got := listLayers(t, e.root); len(got) != len(before) {
+		t.Errorf("prune removed layers a running container mounts: %v -> %v", before, got)
+	}
+	if out := e.must("ps"); !strings.Contains(out, "Up") {
+		t.Errorf("the container should still run:\n%s", out)
+	}
+	r := e.run(nil, "rm", "-f", id)
+	if r.code != 0 {
+		t.Errorf("rm -f: %s", r)
+	}
+	e.must("prune", "-f")
+	if got := listLayers(t, e.root); len(got) >= len(before) {
+		t.Errorf("once the container is gone its layers can go: %v", got)
+	}
+}
