@@ -107,15 +107,7 @@ func (s *Store) LinkBlob(path string, d v1.Hash) error {
 	}
 	// If tmp and the blob are already links of one inode, rename does nothing and tmp stays.
 	defer os.Remove(tmp)
-	unlock, err := s.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if err := s.leases.add(d); err != nil {
-		return err
-	}
-	return s.installLocked(tmp, d)
+	return s.installLeased(tmp, d)
 }
 
 func (s *Store) leaseIfPresent(d v1.Hash) (bool, error) {
@@ -262,4 +254,17 @@ func isHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// installLeased leases blob d for this Store and moves the complete file tmp into place as d, under the lock.
+func (s *Store) installLeased(tmp string, d v1.Hash) error {
+	unlock, err := s.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.leases.add(d); err != nil {
+		return err
+	}
+	return s.installLocked(tmp, d)
 }
