@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -246,10 +245,4 @@ func (r *buildRun) dispatch(ctx context.Context, s *stageState, step *parser.Ste
 	default:
 		return r.meta(s, step)
 	}
-}
-
-// readAllClose drains and closes rc.
-func readAllClose(rc io.ReadCloser) ([]byte, error) {
-	defer rc.Close()
-	return io.ReadAll(rc)
 }

@@ -148,10 +148,7 @@ func (s *Store) writeDockerArchive(tw *tar.Writer, images []*savedImage) error {
 		if len(diffIDs) != len(si.img.Manifest.Layers) {
 			return fmt.Errorf("image %s: config has %d diff IDs for %d layers", si.img.ID, len(diffIDs), len(si.img.Manifest.Layers))
 		}
-		e := dockerManifestEntry{Config: si.img.ID.Hex + ".json", RepoTags: []string{}}
-		for _, t := range si.tags {
-			e.RepoTags = append(e.RepoTags, t)
-		}
+		e := dockerManifestEntry{Config: si.img.ID.Hex + ".json", RepoTags: append([]string{}, si.tags...)}
 		for i, l := range si.img.Manifest.Layers {
 			name := diffIDs[i].Hex + "/layer.tar"
 			e.Layers = append(e.Layers, name)
