@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -92,24 +93,38 @@ func (r *buildRun) run(ctx context.Context, s *stageState, step *parser.Step, c 
 			case instructions.NetworkNone, instructions.NetworkHost:
 				network = n
 			}
+		case "mount":
 		default:
 			return false, fmt.Errorf("RUN --%s is not supported yet", f)
 		}
 	}
-	argv, err := runArgv(s, c)
+	mounts, err := r.runMounts(s, c)
 	if err != nil {
-		return false, err
+		return false, r.errorf(step, "%v", err)
+	}
+	argv, stdin, err := runArgv(s, c)
+	if err != nil {
+		return false, r.errorf(step, "%v", err)
 	}
 	r.cur.rec.Network = network
-	return r.layerStep(ctx, s, step, network, true, func(rootfs string) error {
+	return r.layerStep(ctx, s, step, network+mounts.key, true, func(rootfs string) error {
+		sm, cleanup, err := mounts.prepare()
+		if err != nil {
+			return err
+		}
+		defer cleanup()
 		tail := &tailBuffer{max: 16 << 10}
 		out := &stepWriter{n: r.n, p: r.opts.Progress, tail: tail}
 		cwd := s.cfg.Config.WorkingDir
 		if cwd == "" {
 			cwd = "/"
 		}
+		var in io.Reader
+		if stdin != "" {
+			in = strings.NewReader(stdin)
+		}
 		code, err := sandbox.Run(ctx, sandbox.Spec{
-			Rootfs: rootfs, Args: argv, Env: s.runEnv(), Cwd: cwd, User: s.cfg.Config.User,
+			Rootfs: rootfs, Args: argv, Stdin: in, Mounts: sm, Env: s.runEnv(), Cwd: cwd, User: s.cfg.Config.User,
 			Hostname: "layerbuild", Network: network, Stdout: out, Stderr: out,
 		})
 		if err != nil {
@@ -120,30 +135,6 @@ func (r *buildRun) run(ctx context.Context, s *stageState, step *parser.Step, c 
 		}
 		return nil
 	})
-}
-
-// runArgv is the argv of a RUN: the shell form goes through SHELL; a lone heredoc is the shell's script.
-func runArgv(s *stageState, c *instructions.RunCommand) ([]string, error) {
-	if len(c.Files) == 0 {
-		return cmdLine(s, c.ShellDependantCmdLine), nil
-	}
-	if len(c.Files) == 1 && c.PrependShell && strings.HasPrefix(strings.TrimSpace(strings.Join(c.CmdLine, " ")), "<<") &&
-		len(strings.Fields(strings.Join(c.CmdLine, " "))) == 1 {
-		data := c.Files[0].Data
-		if c.Files[0].Chomp {
-			data = parserChomp(data)
-		}
-		return append(append([]string{}, s.shell()...), data), nil
-	}
-	return nil, fmt.Errorf("this form of heredoc in RUN is not supported yet")
-}
-
-func parserChomp(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimLeft(l, "\t")
-	}
-	return strings.Join(lines, "\n")
 }
 
 // RunError is a RUN step whose process exited non-zero.

@@ -231,6 +231,13 @@ func (r *buildRun) dispatch(ctx context.Context, s *stageState, step *parser.Ste
 			return false, r.errorf(step, "%v", err)
 		}
 	}
+	// COPY/ADD heredocs with an unquoted delimiter: variables expanded, quotes and escapes kept (BuildKit).
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		env := s.env()
+		if err := ex.ExpandRaw(func(w string) (string, error) { return parser.RawWord(w, env) }); err != nil {
+			return false, r.errorf(step, "%v", err)
+		}
+	}
 	switch c := cmd.(type) {
 	case *instructions.RunCommand:
 		return r.run(ctx, s, step, c)

@@ -25,6 +25,15 @@ func (e *Expander) Word(word string, env []string) (string, error) {
 	return s, err
 }
 
+// RawWord expands variables in the content of a COPY/ADD heredoc as BuildKit does: always with the `\`
+// escape, leaving quotes as they are.
+func RawWord(word string, env []string) (string, error) {
+	lex := shell.NewLex('\\')
+	lex.SkipProcessQuotes = true
+	s, _, err := lex.ProcessWord(word, shell.EnvsFromSlice(env))
+	return s, err
+}
+
 // setEnv sets key=value in env, replacing an earlier entry.
 func setEnv(env []string, key, value string) []string {
 	for i, kv := range env {

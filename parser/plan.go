@@ -164,6 +164,13 @@ func Parse(r io.Reader, opts Options) (*Plan, error) {
 					st.Deps = append(st.Deps, dep)
 				}
 			}
+			if run, ok := c.(*instructions.RunCommand); ok {
+				deps, err := p.runMountDeps(run, byName, i)
+				if err != nil {
+					return nil, step.Errorf(opts.File, "%v", err)
+				}
+				st.Deps = append(st.Deps, deps...)
+			}
 			st.Steps = append(st.Steps, step)
 		}
 		if st.Name != "" {

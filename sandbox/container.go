@@ -119,6 +119,7 @@ type ContainerConfig struct {
 	Ports      []PortMapping `json:"ports,omitempty"`
 	AutoRemove bool          `json:"auto_remove,omitempty"` // --rm
 	Lowers     []string      `json:"lowers"`                // the image's unpacked layers, topmost first
+	Limits     Limits        `json:"limits,omitzero"`       // --memory, --cpus, --pids-limit
 }
 
 // Container is the content of state.json.
@@ -134,6 +135,10 @@ type Container struct {
 	Error    string    `json:"error,omitempty"` // why it failed to start, or why its monitor vanished
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
+	// OOMKilled: the kernel's OOM killer killed a process of the container (its memory limit was hit).
+	OOMKilled bool `json:"oom_killed,omitempty"`
+	// Cgroups are the directories of the container's own cgroup (only with limits), removed with it.
+	Cgroups []string `json:"cgroups,omitempty"`
 
 	// The monitor and the sandbox init, each with its start time (clock ticks after boot, from
 	// /proc/PID/stat), so that a recycled pid is never taken for them.

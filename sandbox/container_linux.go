@@ -216,6 +216,16 @@ func (cs *Containers) Refresh(c *Container) bool {
 		c.Error = "the container's monitor process was killed, and the container with it"
 		_ = c.save()
 	}
+	if len(c.Cgroups) > 0 && !c.Config.AutoRemove { // the monitor could not remove them (remove does for --rm)
+		if oomKills(c.Cgroups) > 0 {
+			c.OOMKilled = true
+		}
+		killCgroup(c.Cgroups)
+		if removeCgroupDirs(c.Cgroups, 2*time.Second) == nil {
+			c.Cgroups = nil
+		}
+		_ = c.save()
+	}
 	if c.Config.AutoRemove {
 		_ = cs.remove(c)
 		return false
@@ -319,6 +329,12 @@ func (cs *Containers) Remove(c *Container, force bool) error {
 // namespace), but whatever is mounted below it here is detached first, so nothing is deleted through one.
 func (cs *Containers) remove(c *Container) error {
 	unmountBelow(c.dir)
+	if len(c.Cgroups) > 0 { // its monitor was killed before it could remove them
+		killCgroup(c.Cgroups)
+		if err := removeCgroupDirs(c.Cgroups, 5*time.Second); err != nil {
+			return fmt.Errorf("remove container %s: %w", c.Name, err)
+		}
+	}
 	// Out of sight first (a rename is atomic), so a half-deleted container never shows in ps.
 	gone := filepath.Join(cs.dir, ".removing-"+c.ID)
 	if err := os.Rename(c.dir, gone); err != nil {

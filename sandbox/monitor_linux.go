@@ -160,6 +160,9 @@ func monitorRun(dir string) int {
 		report(readyStatus{Error: err.Error(), Code: code})
 		c.Status, c.ExitCode, c.Error, c.Finished = StatusExited, code, err.Error(), time.Now()
 		_ = unix.Unmount(filepath.Join(dir, "rootfs"), unix.MNT_DETACH)
+		if removeCgroupDirs(c.Cgroups, 2*time.Second) == nil {
+			c.Cgroups = nil
+		}
 		if c.Config.AutoRemove {
 			_ = os.RemoveAll(dir)
 		} else {
@@ -227,6 +230,31 @@ func monitorRun(dir string) int {
 	if len(spec.Env) == 0 {
 		spec.Env = []string{"PATH=" + DefaultPath}
 	}
+	if lim := c.Config.Limits; lim.Any() {
+		layout, err := detectCgroups()
+		if err != nil {
+			return fail(125, fmt.Errorf("cgroups: %w", err))
+		}
+		dirs, err := layout.cgroupDirs(c.ID, lim)
+		if err != nil {
+			return fail(125, err)
+		}
+		c.Cgroups = sortedDirs(dirs)
+		if err := c.save(); err != nil { // recorded first: whatever happens next, rm finds them
+			return fail(125, err)
+		}
+		if err := createCgroup(dirs, layout.v2, lim); err != nil {
+			return fail(125, err)
+		}
+		spec.OnCreate = func(initPid int) error { return enterCgroup(c.Cgroups, initPid) }
+		onStart := spec.OnStart
+		spec.OnStart = func(initPid int) {
+			if err := settlePids(dirs, layout.v2, lim, initPid); err != nil {
+				fmt.Fprintf(os.Stderr, "layerbuild: --pids-limit: %v\n", err)
+			}
+			onStart(initPid)
+		}
+	}
 	code, err := Run(context.Background(), spec)
 	if !started {
 		if err == nil {
@@ -242,6 +270,20 @@ func monitorRun(dir string) int {
 	if err != nil {
 		c.Error = err.Error()
 		fmt.Fprintf(os.Stderr, "layerbuild: %v\n", err)
+	}
+	if len(c.Cgroups) > 0 {
+		if oomKills(c.Cgroups) > 0 {
+			c.OOMKilled = true
+			if !c.Detached {
+				fmt.Fprintf(os.Stderr, "layerbuild: container was OOM-killed (memory limit %s)\n", FormatMemory(c.Config.Limits.Memory))
+			}
+		}
+		// The init is reaped, and the pid namespace's other processes died before it: the cgroup is empty.
+		if err := removeCgroupDirs(c.Cgroups, 2*time.Second); err != nil {
+			fmt.Fprintf(os.Stderr, "layerbuild: %v\n", err)
+		} else {
+			c.Cgroups = nil
+		}
 	}
 	_ = unix.Unmount(rootfs, unix.MNT_DETACH)
 	if c.Config.AutoRemove {

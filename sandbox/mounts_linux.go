@@ -64,6 +64,9 @@ func setupMounts(cfg *initConfig) error {
 			return fmt.Errorf("bind %s: %w", f.Target, err)
 		}
 	}
+	if err := setupExtraMounts(root, cfg.Mounts); err != nil {
+		return err
+	}
 	for _, p := range maskedPaths {
 		if err := maskPath(mapSpecial(p, proc, sys)); err != nil {
 			return err

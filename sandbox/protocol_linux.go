@@ -40,6 +40,8 @@ type initConfig struct {
 	User     string
 	Hostname string
 	NewNet   bool
+
+	Mounts []extraMount // Spec.Mounts, resolved (spec_mounts_linux.go)
 }
 
 // initStatus is the init's report. Pid > 0: the command started. Error != "": setup failed; Code is the

@@ -123,6 +123,9 @@ func prepare(spec Spec, root, tmp string, st *stubs) (*initConfig, error) {
 		}
 		cfg.Files = append(cfg.Files, bindFile{Source: src, Target: target})
 	}
+	if cfg.Mounts, err = prepareExtraMounts(spec, st, cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -174,6 +177,13 @@ func startInit(ctx context.Context, spec Spec, cfg *initConfig) (int, error) {
 		return -1, fmt.Errorf("sandbox: start init: %w", err)
 	}
 
+	if spec.OnCreate != nil {
+		if err := spec.OnCreate(cmd.Process.Pid); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return -1, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	// The init reads the whole config before anything else; a failed write shows up as its status.
 	_ = json.NewEncoder(specW).Encode(cfg)
 	specW.Close()

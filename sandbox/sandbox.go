@@ -43,10 +43,18 @@ type Spec struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 
+	// Mounts are extra bind/tmpfs mounts for RUN --mount (see spec_mounts.go).
+	Mounts []Mount
+
 	// OnStart, when set, is called once the command has started, with the host pid of the sandbox's init
 	// (pid 1 of the container; its /proc/PID/ns/* are the container's namespaces, and signals sent to it
 	// are forwarded to the command). It runs on Run's goroutine: it must not block.
 	OnStart func(initPid int)
+
+	// OnCreate, when set, is called right after the init was forked, before it reads its config and so
+	// before it sets anything up or starts the command (the place to move it into a cgroup: everything
+	// it starts is born there). An error kills the init and fails Run.
+	OnCreate func(initPid int) error
 }
 
 // Run runs spec and returns the process's exit code (128+signal when killed). err is for failures to start

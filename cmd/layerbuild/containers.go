@@ -80,7 +80,11 @@ func psStatus(c *sandbox.Container, now time.Time) string {
 	case sandbox.StatusRunning:
 		return "Up " + units.HumanDuration(now.Sub(c.Started))
 	case sandbox.StatusExited:
-		return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, units.HumanDuration(now.Sub(c.Finished)))
+		s := fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, units.HumanDuration(now.Sub(c.Finished)))
+		if c.OOMKilled {
+			s += " (OOMKilled)"
+		}
+		return s
 	}
 	return "Created"
 }

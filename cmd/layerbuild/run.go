@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,6 +30,8 @@ type runOpts struct {
 	workdir, user, name     string
 	entrypoint, hostname    string
 	network                 string
+	memory, cpus            string
+	pidsLimit               int64
 }
 
 func newRunCmd(g *globalOpts) *cobra.Command {
@@ -71,6 +74,9 @@ With -d the container runs on after layerbuild exits; its output goes to its log
 	f.StringVar(&o.hostname, "hostname", "", "container hostname (default: the short container ID)")
 	f.StringVar(&o.network, "network", "private", "network: private (own namespace with loopback), host, or none")
 	f.StringVar(&o.name, "name", "", "container name (default: a random one)")
+	f.StringVarP(&o.memory, "memory", "m", "", "memory limit (b, k, m or g: 64m); the command is OOM-killed beyond it (exit 137)")
+	f.StringVar(&o.cpus, "cpus", "", "CPU limit in CPUs (0.5: half of one CPU's time)")
+	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "limit on the number of processes and threads (0 or -1: unlimited)")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		fmt.Fprintf(c.ErrOrStderr(), "error: %v\nSee 'layerbuild run --help'.\n", err)
 		return &exitError{code: exitRunError}
@@ -109,6 +115,10 @@ func runRun(cmd *cobra.Command, g *globalOpts, o *runOpts, args []string) (int, 
 	if err != nil {
 		return exitRunError, err
 	}
+	limits, err := runLimits(o)
+	if err != nil {
+		return exitRunError, err
+	}
 
 	st, err := g.store()
 	if err != nil {
@@ -143,6 +153,7 @@ func runRun(cmd *cobra.Command, g *globalOpts, o *runOpts, args []string) (int, 
 		Ports:      ports,
 		AutoRemove: o.rm,
 		Lowers:     img.Lowers,
+		Limits:     limits,
 	}
 	if o.workdir != "" {
 		cfg.Cwd = o.workdir
@@ -173,6 +184,32 @@ func runRun(cmd *cobra.Command, g *globalOpts, o *runOpts, args []string) (int, 
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 	}
 	return code, nil
+}
+
+// runLimits parses --memory, --cpus and --pids-limit as docker does.
+func runLimits(o *runOpts) (sandbox.Limits, error) {
+	var l sandbox.Limits
+	if o.memory != "" {
+		m, err := sandbox.ParseMemory(o.memory)
+		if err != nil {
+			return l, fmt.Errorf("--memory: %w", err)
+		}
+		if m > 0 && m < sandbox.MinMemory {
+			return l, errors.New("minimum memory limit allowed is 6MB")
+		}
+		l.Memory = m
+	}
+	if o.cpus != "" {
+		n, err := sandbox.ParseCPUs(o.cpus, runtime.NumCPU())
+		if err != nil {
+			return l, err
+		}
+		l.NanoCPUs = n
+	}
+	if o.pidsLimit > 0 {
+		l.PidsLimit = o.pidsLimit
+	}
+	return l, nil
 }
 
 func runNetwork(n string) (string, error) {
