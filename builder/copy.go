@@ -13,15 +13,15 @@ import (
 )
 
 type copyArgs struct {
-	srcs          []string
-	dest          string
-	chown, chmod  string
-	from          string
-	add           bool
-	contents      []instructions.SourceContent
-	link, parents bool
-	excludes      []string
-	checksum      string
+	srcs         []string
+	dest         string
+	chown, chmod string
+	from         string
+	add          bool
+	contents     []instructions.SourceContent
+	parents      bool
+	excludes     []string
+	checksum     string
 }
 
 // copy runs COPY and ADD: sources from the context, a stage or an image, into the stage's rootfs.

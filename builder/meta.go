@@ -17,27 +17,6 @@ import (
 
 func goarch() string { return runtime.GOARCH }
 
-// lookup finds key in a KEY=VALUE list (the last entry wins).
-func lookup(env []string, key string) (string, bool) {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, _ := strings.Cut(env[i], "="); k == key {
-			return v, true
-		}
-	}
-	return "", false
-}
-
-// setKV sets key=value in a KEY=VALUE list, replacing an earlier entry.
-func setKV(env []string, key, value string) []string {
-	for i, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k == key {
-			env[i] = key + "=" + value
-			return env
-		}
-	}
-	return append(env, key+"="+value)
-}
-
 // cmdLine turns a shell-or-exec instruction argument into argv.
 func cmdLine(s *stageState, c instructions.ShellDependantCmdLine) []string {
 	if c.PrependShell {
@@ -63,12 +42,12 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) (bool, error) {
 				v, ok = r.plan.MetaArgValue(a.Key)
 			}
 			if ok {
-				s.args = setKV(s.args, a.Key, v)
+				s.args = parser.SetEnv(s.args, a.Key, v)
 			}
 		}
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
-			cfg.Env = setKV(cfg.Env, kv.Key, kv.Value)
+			cfg.Env = parser.SetEnv(cfg.Env, kv.Key, kv.Value)
 		}
 	case *instructions.LabelCommand:
 		if cfg.Labels == nil {
@@ -132,16 +111,15 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) (bool, error) {
 	default:
 		return false, fmt.Errorf("%s is not supported", strings.ToUpper(step.Cmd.Name()))
 	}
-	key, err := cache.Key(s.key, stepInputs(s, step, ""))
+	key, err := r.stepKey(s, step, "")
 	if err != nil {
 		return false, err
 	}
-	r.noteKey(step, key)
 	s.key = key
 	// Config-only steps go through the index too: the report can then say CACHED or why not, and a rebuild
 	// keeps their history times (so the image ID stays the same).
 	e, hit := r.b.Cache.Get(key)
-	if hit && !r.noCache(s) {
+	if hit && !r.noCache(s.stage) {
 		_ = r.b.Cache.Touch(key)
 		r.reused(s, e, nil)
 	} else {
@@ -158,46 +136,34 @@ func (r *buildRun) meta(s *stageState, step *parser.Step) (bool, error) {
 	return hit, nil
 }
 
-// stepInputs is everything a step's result can depend on: it feeds the cache key. A RUN depends on the whole
-// environment it runs in; COPY and ADD on their (expanded) instruction, the WORKDIR a relative destination is
-// under, and their sources; WORKDIR on the USER that owns what it creates; the rest on the instruction alone.
-func stepInputs(s *stageState, step *parser.Step, sources string) any {
-	type run struct {
-		Name    string
-		Cmd     instructions.Command
-		Env     []string
-		Args    []string
-		User    string
-		Workdir string
-		Shell   []string
-		Sources string
-	}
+// keyInputs is everything a step's result can depend on: it feeds the cache key, and the same values go into
+// the step's record, so the report can only blame a change that can have caused a rebuild.
+type keyInputs struct {
+	Name    string
+	Cmd     instructions.Command
+	Env     []string
+	Args    []string
+	User    string
+	Workdir string
+	Shell   []string
+	Sources string
+}
+
+// stepInputs picks a step's key inputs. A RUN depends on the whole environment it runs in; COPY and ADD on their
+// (expanded) instruction, the WORKDIR a relative destination is under, and their sources; WORKDIR on the USER
+// that owns what it creates; the rest on the instruction alone.
+func stepInputs(s *stageState, step *parser.Step, sources string) keyInputs {
 	name := strings.ToLower(step.Cmd.Name())
 	c := &s.cfg.Config
 	switch name {
 	case "run":
-		return run{name, step.Cmd, c.Env, s.args, c.User, c.WorkingDir, c.Shell, sources}
+		return keyInputs{name, step.Cmd, c.Env, s.args, c.User, c.WorkingDir, c.Shell, sources}
 	case "copy", "add":
-		return run{Name: name, Cmd: step.Cmd, Workdir: c.WorkingDir, Sources: sources}
+		return keyInputs{Name: name, Cmd: step.Cmd, Workdir: c.WorkingDir, Sources: sources}
 	case "workdir":
-		return run{Name: name, Cmd: step.Cmd, Workdir: c.WorkingDir, User: c.User}
+		return keyInputs{Name: name, Cmd: step.Cmd, Workdir: c.WorkingDir, User: c.User}
 	}
-	return run{Name: name, Cmd: step.Cmd}
-}
-
-// inputsOnly clears from a step record what the step's key does not depend on, so the report never blames a
-// change that cannot have caused a rebuild.
-func inputsOnly(kind string, rec *cache.StepRecord) {
-	switch kind {
-	case "RUN", "FROM":
-		return
-	case "WORKDIR":
-		rec.Args, rec.Env, rec.Shell = nil, nil, nil
-	case "COPY", "ADD":
-		rec.Args, rec.Env, rec.Shell, rec.User = nil, nil, nil, ""
-	default:
-		rec.Args, rec.Env, rec.Shell, rec.User, rec.Workdir = nil, nil, nil, "", ""
-	}
+	return keyInputs{Name: name, Cmd: step.Cmd}
 }
 
 // historyText is the created_by of a step's history entry.

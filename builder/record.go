@@ -14,15 +14,16 @@ import (
 
 // stepInfo is what the report and the build record need of one step.
 type stepInfo struct {
-	rec    cache.StepRecord
-	stage  string // "name" or "#index"
-	index  int    // position in the stage, FROM = 0
-	kind   string // RUN, COPY, ...
-	cached bool
-	layer  *snapshot.Layer
-	saved  time.Duration // for a reused step: what it took when built
-	dur    time.Duration
-	broad  bool
+	rec     cache.StepRecord
+	stage   string // "name" or "#index"
+	index   int    // position in the stage, FROM = 0
+	kind    string // RUN, COPY, ...
+	cached  bool
+	layer   *snapshot.Layer
+	saved   time.Duration // for a reused step: what it took when built
+	dur     time.Duration
+	broad   bool
+	noCache bool // --no-cache or --no-cache-filter applies to its stage
 }
 
 func stageID(st *parser.Stage) string {
@@ -32,39 +33,48 @@ func stageID(st *parser.Stage) string {
 	return "#" + strconv.Itoa(st.Index)
 }
 
-// beginStep starts the record of a step with the state it sees.
+// beginStep starts the record of a step.
 func (r *buildRun) beginStep(s *stageState, step *parser.Step, kind string) {
 	idx := 0
 	if n := len(r.steps); n > 0 && r.steps[n-1].stage == stageID(s.stage) {
 		idx = r.steps[n-1].index + 1
 	}
-	args := map[string]string{}
-	for _, a := range s.args {
-		k, v, _ := strings.Cut(a, "=")
-		args[k] = v
-	}
-	r.cur = &stepInfo{stage: stageID(s.stage), index: idx, kind: kind, rec: cache.StepRecord{
-		Step: r.n, Instruction: step.Source, Args: args, Env: append([]string{}, s.cfg.Config.Env...),
-		User: s.cfg.Config.User, Workdir: s.cfg.Config.WorkingDir, Shell: append([]string{}, s.cfg.Config.Shell...),
-	}}
+	r.cur = &stepInfo{stage: stageID(s.stage), index: idx, kind: kind, noCache: r.noCache(s.stage),
+		rec: cache.StepRecord{Step: r.n, Instruction: step.Source}}
 }
 
 // endStep closes the running step's record.
 func (r *buildRun) endStep(s *stageState, d time.Duration, _ error) {
 	r.cur.dur = d
-	inputsOnly(r.cur.kind, &r.cur.rec)
 	if r.cur.rec.Key == "" {
 		r.cur.rec.Key = s.key
 	}
 	r.steps = append(r.steps, r.cur)
 }
 
-// noteKey records the step's key and its canonical (expanded) instruction.
-func (r *buildRun) noteKey(step *parser.Step, key string) {
-	r.cur.rec.Key = key
-	if b, err := json.Marshal(step.Cmd); err == nil {
-		r.cur.rec.Canonical = string(b)
+// stepKey computes the running step's cache key and records the inputs it covers.
+func (r *buildRun) stepKey(s *stageState, step *parser.Step, sources string) (string, error) {
+	in := stepInputs(s, step, sources)
+	key, err := cache.Key(s.key, in)
+	if err != nil {
+		return "", err
 	}
+	rec := &r.cur.rec
+	rec.Key = key
+	if b, err := json.Marshal(in.Cmd); err == nil {
+		rec.Canonical = string(b)
+	}
+	if len(in.Args) > 0 {
+		rec.Args = map[string]string{}
+		for _, a := range in.Args {
+			k, v, _ := strings.Cut(a, "=")
+			rec.Args[k] = v
+		}
+	}
+	rec.Env = append([]string(nil), in.Env...)
+	rec.Shell = append([]string(nil), in.Shell...)
+	rec.User, rec.Workdir = in.User, in.Workdir
+	return key, nil
 }
 
 // reused notes that the running step came from the cache entry e.
@@ -74,13 +84,13 @@ func (r *buildRun) reused(s *stageState, e cache.Entry, l *snapshot.Layer) {
 	s.created = e.Created
 }
 
-// noCache tells whether steps of stage s must not come from the cache (--no-cache, --no-cache-filter).
-func (r *buildRun) noCache(s *stageState) bool {
+// noCache tells whether the steps of stage st must not come from the cache (--no-cache, --no-cache-filter).
+func (r *buildRun) noCache(st *parser.Stage) bool {
 	if r.opts.NoCache {
 		return true
 	}
 	for _, f := range r.opts.NoCacheFilter {
-		if strings.EqualFold(f, s.stage.Name) || f == strconv.Itoa(s.stage.Index) {
+		if (st.Name != "" && strings.EqualFold(f, st.Name)) || f == strconv.Itoa(st.Index) {
 			return true
 		}
 	}
@@ -150,7 +160,7 @@ func (r *buildRun) report(imageID string, layers []*snapshot.Layer, total time.D
 			switch {
 			case r.opts.NoCache:
 				st.Reason = "--no-cache"
-			case r.noCacheStage(si.stage):
+			case si.noCache:
 				st.Reason = "--no-cache-filter " + si.stage
 			case prev == nil:
 				st.Reason = "no earlier build"
@@ -183,7 +193,7 @@ func (r *buildRun) report(imageID string, layers []*snapshot.Layer, total time.D
 	}
 	rep.Hints = append(rep.Hints, waste...)
 	if recID != "" {
-		rec := &cache.BuildRecord{Dockerfile: r.opts.DockerfileID, Created: time.Now().UTC(),
+		rec := &cache.BuildRecord{Dockerfile: r.opts.DockerfileID,
 			Stages: map[string][]cache.StepRecord{}, Image: imageID, WasteHints: waste}
 		if prev != nil {
 			for k, v := range prev.Stages {
@@ -202,15 +212,6 @@ func (r *buildRun) report(imageID string, layers []*snapshot.Layer, total time.D
 		}
 	}
 	return rep
-}
-
-func (r *buildRun) noCacheStage(id string) bool {
-	for _, f := range r.opts.NoCacheFilter {
-		if strings.EqualFold(f, id) || "#"+f == id {
-			return true
-		}
-	}
-	return false
 }
 
 func roundSec(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }

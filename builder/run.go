@@ -21,14 +21,13 @@ import (
 // otherwise runs fn on a writable snapshot of the stage and commits what fn changed.
 func (r *buildRun) layerStep(ctx context.Context, s *stageState, step *parser.Step, sources string, forRun bool,
 	fn func(rootfs string) error) (bool, error) {
-	key, err := cache.Key(s.key, stepInputs(s, step, sources))
+	key, err := r.stepKey(s, step, sources)
 	if err != nil {
 		return false, err
 	}
 
 	text := historyText(s, step)
-	r.noteKey(step, key)
-	if !r.noCache(s) {
+	if !r.noCache(s.stage) {
 		if e, ok := r.b.Cache.Get(key); ok {
 			_ = r.b.Cache.Touch(key)
 			if e.Empty {

@@ -45,7 +45,7 @@ func (s *stageState) runEnv() []string {
 	out := append([]string{}, s.cfg.Config.Env...)
 	for _, a := range s.args {
 		k, _, _ := strings.Cut(a, "=")
-		if _, ok := lookup(out, k); !ok {
+		if _, ok := parser.LookupEnv(out, k); !ok {
 			out = append(out, a)
 		}
 	}
@@ -182,7 +182,7 @@ func (r *buildRun) base(ctx context.Context, st *parser.Stage) (*stageState, err
 		return nil, fromErr("base image %q: %v", st.Base, err)
 	}
 	cfg := img.Config.DeepCopy()
-	if _, ok := lookup(cfg.Config.Env, "PATH"); !ok {
+	if _, ok := parser.LookupEnv(cfg.Config.Env, "PATH"); !ok {
 		cfg.Config.Env = append(cfg.Config.Env, "PATH="+DefaultPath)
 	}
 	return &stageState{stage: st, cfg: cfg, layers: layers, key: "image:" + img.ID.String(), created: cfg.Created.Time}, nil
@@ -243,10 +243,10 @@ func (r *buildRun) dispatch(ctx context.Context, s *stageState, step *parser.Ste
 		return r.run(ctx, s, step, c)
 	case *instructions.CopyCommand:
 		return r.copy(ctx, s, step, copyArgs{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-			from: c.From, contents: c.SourceContents, link: c.Link, parents: c.Parents, excludes: c.ExcludePatterns})
+			from: c.From, contents: c.SourceContents, parents: c.Parents, excludes: c.ExcludePatterns})
 	case *instructions.AddCommand:
 		return r.copy(ctx, s, step, copyArgs{srcs: c.SourcePaths, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod,
-			add: true, contents: c.SourceContents, link: c.Link, excludes: c.ExcludePatterns, checksum: c.Checksum})
+			add: true, contents: c.SourceContents, excludes: c.ExcludePatterns, checksum: c.Checksum})
 	case *instructions.WorkdirCommand:
 		return r.workdir(ctx, s, step, c)
 	default:

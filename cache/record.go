@@ -1,13 +1,13 @@
 package cache
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // StepRecord is what one step saw and did in a build: the inputs that make its key, kept so that the next build
@@ -34,7 +34,6 @@ type StepRecord struct {
 // BuildRecord holds the steps of the last build of one Dockerfile, by stage ("name" or "#index").
 type BuildRecord struct {
 	Dockerfile string                  `json:"dockerfile"`
-	Created    time.Time               `json:"created"`
 	Stages     map[string][]StepRecord `json:"stages"`
 	Image      string                  `json:"image,omitempty"`       // the image the last build made
 	WasteHints []string                `json:"waste_hints,omitempty"` // its hints about wasted bytes
@@ -63,7 +62,7 @@ func (ix *Index) LoadRecord(id string) *BuildRecord {
 	return &r
 }
 
-// SaveRecord replaces the record for id atomically.
+// SaveRecord replaces the record for id atomically; an unchanged record is not written again.
 func (ix *Index) SaveRecord(id string, r *BuildRecord) error {
 	if err := os.MkdirAll(filepath.Join(ix.dir, "builds"), 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
@@ -71,6 +70,9 @@ func (ix *Index) SaveRecord(id string, r *BuildRecord) error {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("cache: record: %w", err)
+	}
+	if old, err := os.ReadFile(ix.recordPath(id)); err == nil && bytes.Equal(old, data) {
+		return nil
 	}
 	return writeAtomic(ix.recordPath(id), data)
 }

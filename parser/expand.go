@@ -34,8 +34,8 @@ func RawWord(word string, env []string) (string, error) {
 	return s, err
 }
 
-// setEnv sets key=value in env, replacing an earlier entry.
-func setEnv(env []string, key, value string) []string {
+// SetEnv sets key=value in a KEY=VALUE list, replacing an earlier entry.
+func SetEnv(env []string, key, value string) []string {
 	for i, kv := range env {
 		if k, _, _ := strings.Cut(kv, "="); k == key {
 			env[i] = key + "=" + value
@@ -45,7 +45,8 @@ func setEnv(env []string, key, value string) []string {
 	return append(env, key+"="+value)
 }
 
-func lookupEnv(env []string, key string) (string, bool) {
+// LookupEnv finds key in a KEY=VALUE list (the last entry wins).
+func LookupEnv(env []string, key string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, _ := strings.Cut(env[i], "="); k == key {
 			return v, true

@@ -238,7 +238,7 @@ func (p *Plan) metaEnv() ([]string, error) {
 			}
 			v = ev
 		}
-		env = setEnv(env, a.Key, v)
+		env = SetEnv(env, a.Key, v)
 	}
 	return env, nil
 }
@@ -249,7 +249,7 @@ func (p *Plan) MetaArgValue(name string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return lookupEnv(env, name)
+	return LookupEnv(env, name)
 }
 
 func sourceOf(c instructions.Command, lines []string) string {

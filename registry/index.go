@@ -134,7 +134,13 @@ func (s *Store) writeIndex(idx *index) error {
 	if err != nil {
 		return fmt.Errorf("registry: encode index.json: %w", err)
 	}
-	return s.writeFileAtomic(filepath.Join(s.root, indexFileName), append(raw, '\n'))
+	raw = append(raw, '\n')
+	name := filepath.Join(s.root, indexFileName)
+	// A rebuild that changes nothing (same image, same names) leaves index.json alone: no write, no fsync.
+	if old, err := os.ReadFile(name); err == nil && bytes.Equal(old, raw) {
+		return nil
+	}
+	return s.writeFileAtomic(name, raw)
 }
 
 // imageRec is one image of the index: all entries sharing a manifest digest.

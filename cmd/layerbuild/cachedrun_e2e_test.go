@@ -71,4 +71,27 @@ func TestFullyCachedRebuildRunsNothing(t *testing.T) {
 	if got := listLayers(t, e.root); strings.Join(got, " ") != strings.Join(layers, " ") {
 		t.Errorf("a cached rebuild wrote layers: %v -> %v", layers, got)
 	}
+
+	// Once the record says every step was cached, another such rebuild rewrites neither index.json nor the
+	// build record.
+	records, _ := filepath.Glob(filepath.Join(e.root, "cache", "builds", "*.json"))
+	watched := append([]string{filepath.Join(e.root, "index.json")}, records...)
+	if len(watched) < 2 {
+		t.Fatalf("no build record in %s", e.root)
+	}
+	before := map[string]time.Time{}
+	for _, p := range watched {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = fi.ModTime()
+	}
+	time.Sleep(20 * time.Millisecond)
+	e.must("build", "-q", "-t", "cr", dir)
+	for _, p := range watched {
+		if fi, err := os.Stat(p); err != nil || !fi.ModTime().Equal(before[p]) {
+			t.Errorf("a fully cached rebuild rewrote %s", p)
+		}
+	}
 }

@@ -149,14 +149,7 @@ func (e *env) mustBuild(dockerfile string, files map[string]string, args ...stri
 // image reads an image of the store through go-containerregistry's layout package (an independent reader).
 func (e *env) image(ref string) v1.Image {
 	e.t.Helper()
-	st, err := registry.Open(e.root)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	img, err := st.Lookup(ref)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	_, img := e.stored(ref)
 	p, err := layout.FromPath(e.root)
 	if err != nil {
 		e.t.Fatal(err)
@@ -168,8 +161,8 @@ func (e *env) image(ref string) v1.Image {
 	return vi
 }
 
-// v1image is the store's own go-containerregistry view of an image (what save and push use).
-func (e *env) v1image(ref string) v1.Image {
+// stored opens the test's store and finds ref in it.
+func (e *env) stored(ref string) (*registry.Store, *registry.Image) {
 	e.t.Helper()
 	st, err := registry.Open(e.root)
 	if err != nil {
@@ -179,6 +172,13 @@ func (e *env) v1image(ref string) v1.Image {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return st, img
+}
+
+// v1image is the store's own go-containerregistry view of an image (what save and push use).
+func (e *env) v1image(ref string) v1.Image {
+	e.t.Helper()
+	st, img := e.stored(ref)
 	vi, err := st.V1Image(img)
 	if err != nil {
 		e.t.Fatal(err)

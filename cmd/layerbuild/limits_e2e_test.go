@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,29 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-// limitsState is the part of state.json about limits.
-type limitsState struct {
-	Status    string   `json:"status"`
-	ExitCode  int      `json:"exit_code"`
-	OOMKilled bool     `json:"oom_killed"`
-	Cgroups   []string `json:"cgroups"`
-	Monitor   int      `json:"monitor_pid"`
-	Init      int      `json:"init_pid"`
-}
-
-func (e *env) limitsState(id string) limitsState {
-	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.root, "containers", id, "state.json"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var s limitsState
-	if err := json.Unmarshal(b, &s); err != nil {
-		e.t.Fatal(err)
-	}
-	return s
-}
 
 // cgroupsOf lists every cgroup directory of container id anywhere under /sys/fs/cgroup.
 func cgroupsOf(t *testing.T, id string) []string {
@@ -108,7 +84,7 @@ func TestRunMemoryOOMKill(t *testing.T) {
 		t.Fatalf("want exit 137 and the OOM message, got %s", r)
 	}
 	id := containerIDByName(e, "hog")
-	st := e.limitsState(id)
+	st := e.state(id)
 	if !st.OOMKilled || st.Status != "exited" || st.ExitCode != 137 || len(st.Cgroups) != 0 {
 		t.Errorf("state after the OOM kill: %+v", st)
 	}
@@ -125,7 +101,7 @@ func TestRunMemoryOOMKill(t *testing.T) {
 	if r.code != 0 || r.stdout != "4000000\n" || strings.Contains(r.stderr, "OOM") {
 		t.Fatalf("a command under its limit: %s", r)
 	}
-	if st := e.limitsState(containerIDByName(e, "fits")); st.OOMKilled {
+	if st := e.state(containerIDByName(e, "fits")); st.OOMKilled {
 		t.Errorf("oom_killed set for a command under its limit: %+v", st)
 	}
 	e.must("rm", "hog", "fits")
@@ -138,7 +114,7 @@ func TestRunCgroupValuesAndCleanup(t *testing.T) {
 	e.removeContainersAtEnd()
 	id := strings.TrimSpace(e.must("run", "-d", "--name", "limited", "--memory", "64m", "--cpus", "0.5",
 		"--pids-limit", "50", "busybox", "sh", "-c", "cat /proc/self/cgroup; exec sleep 1000"))
-	st := e.limitsState(id)
+	st := e.state(id)
 	if st.Status != "running" || len(st.Cgroups) != 3 {
 		t.Fatalf("state: %+v", st)
 	}
@@ -259,7 +235,7 @@ grep -q "can't fork" /tmp/err && echo FORKFAILED; exec sleep 1000`))
 	if logs := e.must("logs", "bomb"); strings.Contains(logs, "NOFAIL") {
 		t.Errorf("200 forks succeeded under --pids-limit 10: %q", logs)
 	}
-	st := e.limitsState(id)
+	st := e.state(id)
 	for _, d := range st.Cgroups {
 		if b, err := os.ReadFile(filepath.Join(d, "pids.current")); err == nil {
 			if n, _ := strconv.Atoi(strings.TrimSpace(string(b))); n > 10 || n < 5 {
@@ -287,7 +263,7 @@ func TestRunCPUQuotaThrottles(t *testing.T) {
 	e := newEnv(t)
 	e.removeContainersAtEnd()
 	id := strings.TrimSpace(e.must("run", "-d", "--name", "spin", "--cpus", "0.5", "busybox", "sh", "-c", "while :; do :; done"))
-	st := e.limitsState(id)
+	st := e.state(id)
 	if len(st.Cgroups) != 1 {
 		t.Fatalf("cgroups: %v", st.Cgroups)
 	}

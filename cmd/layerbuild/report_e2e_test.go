@@ -16,15 +16,13 @@ import (
 // reportRow finds the report's row for a step number and returns its status and reason.
 func reportRow(t *testing.T, stderr string, step int) (string, string) {
 	t.Helper()
-	re := regexp.MustCompile(`(?m)^  ` + itoa(step) + ` +.*? (CACHED|BUILT) +\S+ +\S+[ \t]*(.*)$`)
+	re := regexp.MustCompile(`(?m)^  ` + strconv.Itoa(step) + ` +.*? (CACHED|BUILT) +\S+ +\S+[ \t]*(.*)$`)
 	m := re.FindStringSubmatch(stderr)
 	if m == nil {
 		t.Fatalf("no report row for step %d in:\n%s", step, stderr)
 	}
 	return m[1], strings.TrimSpace(m[2])
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 type reportCase struct {
 	e   *env
@@ -236,12 +234,12 @@ func TestKilledAtRandomPointsNextBuildWorks(t *testing.T) {
 	e := newEnv(t)
 	files := map[string]string{"Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN sleep 0.2 && cat /ctx/f > /one\nRUN sleep 0.2 && echo two > /two\nRUN head -c 100000 /dev/urandom > /three\nENV DONE=1\n"}
 	for i := 0; i < 30; i++ {
-		files["f"+itoa(i)] = strings.Repeat("x", i*100)
+		files["f"+strconv.Itoa(i)] = strings.Repeat("x", i*100)
 	}
 	dir := writeContext(t, files)
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for i := 0; i < 8; i++ {
-		writeFile(t, dir, "f", "round "+itoa(i))
+		writeFile(t, dir, "f", "round "+strconv.Itoa(i))
 		cmd := exec.Command(lbBin, "build", "-q", "-t", "crash", dir)
 		cmd.Env = append(os.Environ(), "LAYERBUILD_ROOT="+e.root)
 		if err := cmd.Start(); err != nil {
@@ -254,7 +252,7 @@ func TestKilledAtRandomPointsNextBuildWorks(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("round %d: the build after a kill failed: %s", i, r)
 		}
-		if got := e.files("crash")["/one"].data; got != "round "+itoa(i) {
+		if got := e.files("crash")["/one"].data; got != "round "+strconv.Itoa(i) {
 			t.Fatalf("round %d: /one = %q", i, got)
 		}
 		r = e.run(nil, "build", "--progress", "plain", "-t", "crash", dir)

@@ -61,7 +61,10 @@ type ctrState struct {
 	Finished time.Time
 	Monitor  int `json:"monitor_pid"`
 	Init     int `json:"init_pid"`
-	Config   struct {
+	// Limits (--memory, --pids-limit, --cpus).
+	OOMKilled bool     `json:"oom_killed"`
+	Cgroups   []string `json:"cgroups"`
+	Config    struct {
 		Image string   `json:"image"`
 		Args  []string `json:"args"`
 	} `json:"config"`
